@@ -1,0 +1,3 @@
+module shopagent
+
+go 1.26
