@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"shopagent/env"
+)
+
+func newEnvCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "env",
+		Short: "The shop simulator: generate a shop, play it, step it, score purchases",
+	}
+	cmd.AddCommand(newEnvGenerateCmd(), newEnvPlayCmd(), newEnvStepCmd(), newEnvRewardCmd(), newEnvBenchCmd())
+	return cmd
+}
+
+func newEnvGenerateCmd() *cobra.Command {
+	cfg := env.DefaultGenConfig()
+	var out string
+	cmd := &cobra.Command{
+		Use:   "generate --products N --seed S --out DIR",
+		Short: "Generate a built-in shop in WebShop's three file formats",
+		Long: `Writes items_shuffle.json, items_ins_v2.json and items_human_ins.json into
+--out, deterministically for a seed, from 100 to 1,181,436 products.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return fmt.Errorf("--out is required")
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			t := time.Now()
+			if err := env.Generate(cfg, out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %d products to %s in %s\n", cfg.Products, out, time.Since(t).Round(time.Millisecond))
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&cfg.Products, "products", cfg.Products, "number of products (100 to 1,181,436)")
+	cmd.Flags().Int64Var(&cfg.Seed, "seed", cfg.Seed, "generator seed")
+	cmd.Flags().StringVar(&out, "out", "", "output directory")
+	return cmd
+}
+
+// goalFlags pick one goal of a shop.
+type goalFlags struct {
+	split string
+	goal  int
+	obs   string
+	steps int
+	attrs bool
+}
+
+func (g *goalFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&g.split, "split", "test", "goal split: test, dev, train or all")
+	cmd.Flags().IntVar(&g.goal, "goal", 0, "goal index within the split")
+	cmd.Flags().StringVar(&g.obs, "obs", "text_rich", "observation mode: text or text_rich")
+	cmd.Flags().IntVar(&g.steps, "max-steps", 100, "end the episode with reward 0 after this many steps (0 = no cap)")
+	cmd.Flags().BoolVar(&g.attrs, "show-attributes", false, "offer the attributes sub-page on item pages")
+}
+
+func (g *goalFlags) pick(shop *env.Shop) (env.Goal, env.Config, error) {
+	mode, err := env.ParseObsMode(g.obs)
+	if err != nil {
+		return env.Goal{}, env.Config{}, err
+	}
+	goals, err := shop.SplitGoals(g.split)
+	if err != nil {
+		return env.Goal{}, env.Config{}, err
+	}
+	if g.goal < 0 || g.goal >= len(goals) {
+		return env.Goal{}, env.Config{}, fmt.Errorf("--goal %d out of range: split %q has %d goals", g.goal, g.split, len(goals))
+	}
+	return goals[g.goal], env.Config{Mode: mode, MaxSteps: g.steps, ShowAttributes: g.attrs}, nil
+}
+
+func newEnvPlayCmd() *cobra.Command {
+	var sf shopFlags
+	var gf goalFlags
+	cmd := &cobra.Command{
+		Use:   "play",
+		Short: "Play a goal in the terminal",
+		Long: `Shows each page with numbered actions. Type a number, search[...] or
+click[...] (or "search words" as a shortcut for search[words]); "quit" ends.
+The reward and its components are shown after "buy now".`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			shop, err := sf.open()
+			if err != nil {
+				return err
+			}
+			goal, cfg, err := gf.pick(shop)
+			if err != nil {
+				return err
+			}
+			return play(shop.NewEnv(cfg), goal, cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
+	sf.register(cmd)
+	gf.register(cmd)
+	return cmd
+}
+
+func play(e *env.Env, goal env.Goal, in io.Reader, out io.Writer) error {
+	obs := e.Reset(goal)
+	sc := bufio.NewScanner(in)
+	for {
+		fmt.Fprintf(out, "\n==== %s page ====\n%s\n", obs.Page, obs.Text)
+		actions := obs.Actions()
+		for i, a := range actions {
+			fmt.Fprintf(out, "  [%d] %s\n", i, a)
+		}
+		fmt.Fprint(out, "> ")
+		if !sc.Scan() {
+			return sc.Err()
+		}
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "quit" || line == "exit":
+			return nil
+		case line == "":
+			continue
+		}
+		action := line
+		if n, err := strconv.Atoi(line); err == nil {
+			if n < 0 || n >= len(actions) {
+				fmt.Fprintf(out, "no action %d\n", n)
+				continue
+			}
+			action = actions[n]
+			if strings.HasPrefix(action, "search[") {
+				fmt.Fprint(out, "search for: ")
+				if !sc.Scan() {
+					return sc.Err()
+				}
+				action = env.Search(strings.TrimSpace(sc.Text()))
+			}
+		} else if !strings.Contains(line, "[") {
+			action = env.Search(line)
+		}
+		next, r, done, info := e.Step(action)
+		if !info.Valid {
+			fmt.Fprintf(out, "(%q did nothing on this page)\n", action)
+		}
+		obs = next
+		if done {
+			fmt.Fprintf(out, "\n==== done after %d steps: reward %.4f ====\n", info.Steps, r)
+			if info.Purchase != nil {
+				b, _ := json.MarshalIndent(info.Purchase, "", "  ")
+				fmt.Fprintln(out, string(b))
+			}
+			if info.Truncated {
+				fmt.Fprintln(out, "(step cap reached)")
+			}
+			return nil
+		}
+	}
+}
+
+// stepLine is one JSON line of `env step`.
+type stepLine struct {
+	Step             int             `json:"step"`
+	Action           string          `json:"action,omitempty"`
+	Valid            *bool           `json:"valid,omitempty"`
+	Page             env.PageKind    `json:"page"`
+	Text             string          `json:"text"`
+	AvailableActions []string        `json:"available_actions"`
+	Reward           float64         `json:"reward"`
+	Done             bool            `json:"done"`
+	Truncated        bool            `json:"truncated,omitempty"`
+	Purchase         *env.Purchase   `json:"purchase,omitempty"`
+	Components       *env.RewardInfo `json:"reward_components,omitempty"`
+	Goal             *env.Goal       `json:"goal,omitempty"`
+}
+
+func newEnvStepCmd() *cobra.Command {
+	var sf shopFlags
+	var gf goalFlags
+	var actions []string
+	var showGoal bool
+	cmd := &cobra.Command{
+		Use:   "step --goal I --action A [--action A ...]",
+		Short: "Run scripted actions on a goal, printing one JSON line per observation",
+		Long: `Resets the goal, then applies each --action in order. Prints the first
+observation and one JSON line after each action: page, text, available actions,
+reward, done, and the reward components when done.`,
+		Example: `  shopagent env step --goal 0 --obs text --action 'search[red lipstick]' --action 'click[b0abc12345]'`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			shop, err := sf.open()
+			if err != nil {
+				return err
+			}
+			goal, cfg, err := gf.pick(shop)
+			if err != nil {
+				return err
+			}
+			e := shop.NewEnv(cfg)
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetEscapeHTML(false)
+			obs := e.Reset(goal)
+			first := stepLine{Page: obs.Page, Text: obs.Text, AvailableActions: obs.Actions()}
+			if showGoal {
+				first.Goal = &goal
+			}
+			if err := enc.Encode(first); err != nil {
+				return err
+			}
+			for _, a := range actions {
+				obs, r, done, info := e.Step(a)
+				valid := info.Valid
+				line := stepLine{Step: info.Steps, Action: a, Valid: &valid, Page: obs.Page, Text: obs.Text,
+					AvailableActions: obs.Actions(), Reward: r, Done: done, Truncated: info.Truncated, Purchase: info.Purchase}
+				if info.Purchase != nil {
+					line.Components = &info.Purchase.Reward
+				}
+				if err := enc.Encode(line); err != nil {
+					return err
+				}
+				if done {
+					break
+				}
+			}
+			return nil
+		},
+	}
+	sf.register(cmd)
+	gf.register(cmd)
+	cmd.Flags().StringArrayVar(&actions, "action", nil, "an action (search[...] or click[...]); repeat in order")
+	cmd.Flags().BoolVar(&showGoal, "show-goal", false, "include the goal in the first line")
+	return cmd
+}
+
+func newEnvRewardCmd() *cobra.Command {
+	var goalPath, productPath, optionsJSON string
+	var price float64
+	cmd := &cobra.Command{
+		Use:   "reward --goal goal.json --product product.json [--options JSON] [--price P]",
+		Short: "Score a purchase against a goal with WebShop's reward",
+		Long: `Prints the reward and its components as JSON. The goal is in WebShop's
+goal shape (instruction_text, attributes, goal_options list or object,
+price_upper, name, query, product_category); the product in WebShop's loaded
+shape (Title, BulletPoints, Description, Attributes, ...) or as an
+items_shuffle record. --options is a JSON list of chosen values or a
+{name: value} object; --price defaults to the product's (low) price.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			gb, err := os.ReadFile(goalPath)
+			if err != nil {
+				return err
+			}
+			goal, err := env.ParseGoalJSON(gb)
+			if err != nil {
+				return fmt.Errorf("%s: %w", goalPath, err)
+			}
+			pb, err := os.ReadFile(productPath)
+			if err != nil {
+				return err
+			}
+			p, err := env.ParseProductJSON(pb)
+			if err != nil {
+				return fmt.Errorf("%s: %w", productPath, err)
+			}
+			opts, err := parseOptionsArg(optionsJSON)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("price") {
+				p.Price = price
+			}
+			info := env.NewScorer().Reward(&p, &goal, p.Price, opts)
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(info)
+		},
+	}
+	cmd.Flags().StringVar(&goalPath, "goal", "", "goal JSON file (required)")
+	cmd.Flags().StringVar(&productPath, "product", "", "product JSON file (required)")
+	cmd.Flags().StringVar(&optionsJSON, "options", "", "chosen options: JSON list of values or {name: value} object")
+	cmd.Flags().Float64Var(&price, "price", 0, "price paid (default: the product's price)")
+	_ = cmd.MarkFlagRequired("goal")
+	_ = cmd.MarkFlagRequired("product")
+	return cmd
+}
+
+func parseOptionsArg(s string) ([]string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	if strings.HasPrefix(s, "[") {
+		var vals []string
+		if err := json.Unmarshal([]byte(s), &vals); err != nil {
+			return nil, fmt.Errorf("--options: %w", err)
+		}
+		return vals, nil
+	}
+	g, err := env.ParseGoalJSON([]byte(`{"attributes":["x"],"goal_options":` + s + `}`))
+	if err != nil {
+		return nil, fmt.Errorf("--options: want a JSON list or object: %w", err)
+	}
+	vals := make([]string, len(g.Options))
+	for i, o := range g.Options {
+		vals[i] = o.Value
+	}
+	return vals, nil
+}

@@ -1,0 +1,69 @@
+package env
+
+import (
+	"sync"
+	"testing"
+)
+
+var benchShopOnce struct {
+	sync.Once
+	shop *Shop
+	err  error
+}
+
+// benchShop generates and opens a 1,000-product built-in shop once per run.
+func benchShop(b *testing.B) *Shop {
+	b.Helper()
+	benchShopOnce.Do(func() {
+		dir := b.TempDir()
+		cfg := DefaultGenConfig()
+		cfg.Products = 1000
+		if err := Generate(cfg, dir); err != nil {
+			benchShopOnce.err = err
+			return
+		}
+		benchShopOnce.shop, benchShopOnce.err = OpenShop(dir, ShopOptions{})
+	})
+	if benchShopOnce.err != nil {
+		b.Fatal(benchShopOnce.err)
+	}
+	return benchShopOnce.shop
+}
+
+// BenchmarkEnvStepRandomWalk measures env steps per second of a random-walk
+// agent on 1,000 products (run with -cpu 1 for the one-core figure). Each
+// b.N is one step; episodes end at "buy now" or after 100 steps.
+func BenchmarkEnvStepRandomWalk(b *testing.B) {
+	for _, mode := range []ObsMode{ObsText, ObsTextRich} {
+		b.Run(string(mode), func(b *testing.B) {
+			shop := benchShop(b)
+			e := shop.NewEnv(Config{Mode: mode, MaxSteps: 100})
+			a := NewRandomAgent(1, 0.05)
+			gi := 0
+			obs := e.Reset(shop.Goals[gi])
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				var done bool
+				obs, _, done, _ = e.Step(a.Act(obs))
+				if done {
+					gi = (gi + 1) % len(shop.Goals)
+					obs = e.Reset(shop.Goals[gi])
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "steps/s")
+		})
+	}
+}
+
+// BenchmarkRuleEpisode measures whole rule-agent episodes (search, click, buy
+// with the reward) on 1,000 products.
+func BenchmarkRuleEpisode(b *testing.B) {
+	shop := benchShop(b)
+	e := shop.NewEnv(Config{MaxSteps: 100})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		RunEpisode(e, shop.Goals[i%len(shop.Goals)], RuleAgent{}, false)
+	}
+}

@@ -1,0 +1,175 @@
+package env
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// GoalOption is one option a goal asks for. Human goals have only a Value;
+// synthetic goals carry the option Name too (WebShop's dict-shaped options).
+type GoalOption struct {
+	Name  string `json:"name,omitempty"`
+	Value string `json:"value"`
+}
+
+// Goal is one shopping task: an instruction and what a correct purchase has.
+type Goal struct {
+	ASIN            string       `json:"asin"`
+	Category        string       `json:"category"`
+	Query           string       `json:"query"`
+	ProductCategory string       `json:"product_category"`
+	Name            string       `json:"name"`
+	Instruction     string       `json:"instruction_text"`
+	Attributes      []string     `json:"attributes"`
+	Options         []GoalOption `json:"goal_options"`
+	PriceUpper      float64      `json:"price_upper"`
+	Weight          float64      `json:"weight"`
+	// Synthetic marks goals built from items_ins_v2 instructions rather than
+	// human ones; their options are compared as "name value".
+	Synthetic bool `json:"synthetic,omitempty"`
+}
+
+// NoPriceCap is WebShop's price_upper when no price clause is added.
+const NoPriceCap = 1000000.0
+
+// priceCap applies WebShop's price-cap rule: the candidates are the first four
+// of 10, 20, ..., 990 above the price; with at least two, the cap is the larger
+// of two distinct candidates drawn by random.sample.
+func priceCap(price float64, rng *PyRandom) (float64, string) {
+	var cands []float64
+	for i := 1; i < 100 && len(cands) < 4; i++ {
+		if p := 10.0 * float64(i); p > price {
+			cands = append(cands, p)
+		}
+	}
+	if len(cands) < 2 {
+		return NoPriceCap, ""
+	}
+	idx := rng.Sample(len(cands), 2)
+	upper := max(cands[idx[0]], cands[idx[1]])
+	return upper, fmt.Sprintf(", and price lower than %.2f dollars", upper)
+}
+
+// HumanGoals builds WebShop's human goals: products in catalog order, each
+// product's human instructions in order, skipping instructions without
+// attributes. Price caps are drawn from rng (WebShop's global random state,
+// which follows the price draws of LoadCatalog when the same generator is used).
+func HumanGoals(c *Catalog, rng *PyRandom) []Goal {
+	var goals []Goal
+	for i := range c.Products {
+		p := &c.Products[i]
+		for _, h := range p.HumanInstructions {
+			if len(h.Attributes) == 0 {
+				continue
+			}
+			upper, priceText := priceCap(p.Price, rng)
+			opts := make([]GoalOption, len(h.Options))
+			for j, v := range h.Options {
+				opts[j] = GoalOption{Value: v}
+			}
+			goals = append(goals, Goal{
+				ASIN: p.ASIN, Category: p.Category, Query: p.Query,
+				ProductCategory: p.ProductCategory, Name: p.Title,
+				Instruction: strings.Trim(h.Instruction, ".") + priceText,
+				Attributes:  h.Attributes, Options: opts, PriceUpper: upper, Weight: 1,
+			})
+		}
+	}
+	return goals
+}
+
+// SyntheticGoals builds WebShop's synthetic goals: for each product with an
+// items_ins_v2 instruction, one goal per combination of its option values
+// (option names sorted), weighted by the rarity of its attributes.
+func SyntheticGoals(c *Catalog, rng *PyRandom) []Goal {
+	var goals []Goal
+	count := map[string]int{}
+	for i := range c.Products {
+		p := &c.Products[i]
+		if p.Instruction == "" || len(p.InstructionAttributes) == 0 {
+			continue
+		}
+		upper, priceText := priceCap(p.Price, rng)
+		groups := append([]OptionGroup(nil), p.Options...)
+		sort.SliceStable(groups, func(a, b int) bool { return groups[a].Name < groups[b].Name })
+		combos := [][]GoalOption{nil}
+		for _, g := range groups {
+			var next [][]GoalOption
+			for _, prefix := range combos {
+				for _, v := range g.Values {
+					c := append(append([]GoalOption(nil), prefix...), GoalOption{Name: g.Name, Value: v})
+					next = append(next, c)
+				}
+			}
+			combos = next
+		}
+		for _, combo := range combos {
+			parts := make([]string, len(combo))
+			for j, o := range combo {
+				parts[j] = o.Name + ": " + o.Value
+			}
+			optText := ""
+			if len(parts) > 0 {
+				optText = " with " + strings.Join(parts, ", and ")
+			}
+			goals = append(goals, Goal{
+				ASIN: p.ASIN, Category: p.Category, Query: p.Query,
+				ProductCategory: p.ProductCategory, Name: p.Title,
+				Instruction: p.Instruction + optText + priceText,
+				Attributes:  p.InstructionAttributes, Options: combo, PriceUpper: upper,
+				Synthetic: true,
+			})
+			for _, a := range p.InstructionAttributes {
+				count[a]++
+			}
+		}
+	}
+	for i := range goals {
+		var w float64
+		for _, a := range goals[i].Attributes {
+			w += 1 / float64(count[a])
+		}
+		goals[i].Weight = w / float64(len(goals[i].Attributes))
+	}
+	return goals
+}
+
+// ShuffleGoals orders goals as WebShop does: random.seed(233);
+// random.shuffle(goals).
+func ShuffleGoals(goals []Goal) {
+	NewPyRandom(233).Shuffle(len(goals), func(i, j int) { goals[i], goals[j] = goals[j], goals[i] })
+}
+
+// Splits are WebShop's goal index ranges: test = [0, 500), dev = [500, 1500),
+// train = the rest. Small shops scale them down (see SplitRanges).
+type Splits struct {
+	Test, Dev, Train [2]int
+}
+
+// SplitRanges returns the split boundaries for n goals: WebShop's 500/1,000/rest
+// when n >= 3,000 and otherwise the same proportions as a 10%/20%/70% split, so
+// that a small built-in shop still has all three splits.
+func SplitRanges(n int) Splits {
+	test, dev := 500, 1000
+	if n < 3000 {
+		test, dev = n/10, n/5
+	}
+	return Splits{Test: [2]int{0, test}, Dev: [2]int{test, test + dev}, Train: [2]int{test + dev, n}}
+}
+
+// Split returns the goal indices of a split by name: "test", "dev", "train"
+// or "all".
+func (s Splits) Split(name string) ([2]int, error) {
+	switch name {
+	case "test":
+		return s.Test, nil
+	case "dev":
+		return s.Dev, nil
+	case "train":
+		return s.Train, nil
+	case "all":
+		return [2]int{s.Test[0], s.Train[1]}, nil
+	}
+	return [2]int{}, fmt.Errorf("unknown split %q (want test, dev, train or all)", name)
+}
