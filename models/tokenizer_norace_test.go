@@ -1,0 +1,6 @@
+//go:build !race
+
+package models
+
+// tokRaceEnabled reports whether the tests run with -race.
+const tokRaceEnabled = false
