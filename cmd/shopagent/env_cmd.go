@@ -51,6 +51,17 @@ func newEnvGenerateCmd() *cobra.Command {
 	cmd.Flags().IntVar(&cfg.Products, "products", cfg.Products, "number of products (100 to 1,181,436)")
 	cmd.Flags().Int64Var(&cfg.Seed, "seed", cfg.Seed, "generator seed")
 	cmd.Flags().StringVar(&out, "out", "", "output directory")
+	f := cmd.Flags()
+	f.Float64Var(&cfg.FamilyRate, "family-rate", cfg.FamilyRate, "probability that a product family gets near-duplicate siblings")
+	f.IntVar(&cfg.MaxFamilySize, "max-family-size", cfg.MaxFamilySize, "largest family (base product plus siblings)")
+	f.IntVar(&cfg.MaxOptionGroups, "max-option-groups", cfg.MaxOptionGroups, "most option groups per product (0..3)")
+	f.IntVar(&cfg.MaxOptionValues, "max-option-values", cfg.MaxOptionValues, "most values per option group")
+	f.Float64Var(&cfg.HumanInsRate, "human-ins-rate", cfg.HumanInsRate, "fraction of products with human instructions")
+	f.IntVar(&cfg.MaxHumanIns, "max-human-ins", cfg.MaxHumanIns, "most human instructions per product")
+	f.Float64Var(&cfg.SyntheticInsRate, "synthetic-ins-rate", cfg.SyntheticInsRate, "fraction of products with a synthetic (items_ins_v2) instruction")
+	f.Float64Var(&cfg.PriceRangeRate, "price-range-rate", cfg.PriceRangeRate, "fraction of products priced as a range")
+	f.Float64Var(&cfg.NoPriceRate, "no-price-rate", cfg.NoPriceRate, "fraction of products without pricing ($100.0)")
+	f.Float64Var(&cfg.ImageRate, "image-rate", cfg.ImageRate, "fraction of products with an image URL")
 	return cmd
 }
 
