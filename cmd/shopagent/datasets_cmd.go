@@ -1,0 +1,248 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"shopagent/datasets"
+	"shopagent/env"
+)
+
+func newDatasetsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "datasets",
+		Short: "Trajectory files: inspect them, import human demonstrations, generate expert demonstrations",
+		Long: `Trajectory files are Parquet files with one row per step (episode_id, source,
+policy, goal_id, instruction, step, page, observation, available_actions,
+action, action_index, logprob, value, reward, done, final_reward).`,
+	}
+	cmd.AddCommand(newDatasetsInspectCmd(), newDatasetsImportHumanCmd(), newDatasetsDemosCmd())
+	return cmd
+}
+
+func newDatasetsInspectCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect FILE|DIR",
+		Short: "Summarise a trajectory file or every *.parquet file of a directory",
+		Long: `Prints episodes, steps, episodes and steps per source, the mean final
+reward and success rate (over episodes with a known final reward), mean steps
+per episode and the action mix (search, click on a product, click on an option,
+navigation, buy now).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := datasets.Inspect(args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				b, err := json.MarshalIndent(s, "", "  ")
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
+				return err
+			}
+			return printSummary(cmd.OutOrStdout(), s)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	return cmd
+}
+
+func printSummary(out io.Writer, s datasets.Summary) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "path\t%s (%d file(s))\n", s.Path, s.Files)
+	fmt.Fprintf(tw, "episodes\t%d\n", s.Episodes)
+	fmt.Fprintf(tw, "steps\t%d\n", s.Steps)
+	fmt.Fprintf(tw, "mean steps/episode\t%.2f\n", s.MeanSteps)
+	if s.Rewarded > 0 {
+		fmt.Fprintf(tw, "mean final reward\t%.4f (%d episodes with a known reward)\n", s.MeanFinalReward, s.Rewarded)
+		fmt.Fprintf(tw, "success rate\t%.2f%%\n", s.SuccessRate)
+	} else {
+		fmt.Fprintf(tw, "mean final reward\tunknown (no episode has a final reward)\n")
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintf(tw, "source\tepisodes\tsteps\n")
+	for _, c := range s.Sources {
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", c.Source, c.Episodes, c.Steps)
+	}
+	fmt.Fprintln(tw)
+	total := s.Actions.Total()
+	pct := func(n int) string {
+		if total == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(total))
+	}
+	fmt.Fprintf(tw, "action\tcount\tshare\n")
+	for _, r := range []struct {
+		name string
+		n    int
+	}{
+		{"search", s.Actions.Search}, {"click product", s.Actions.ClickASIN},
+		{"click option", s.Actions.ClickOption}, {"navigation", s.Actions.Navigation},
+		{"buy now", s.Actions.BuyNow}, {"other", s.Actions.Other},
+	} {
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", r.name, r.n, pct(r.n))
+	}
+	return tw.Flush()
+}
+
+func newDatasetsImportHumanCmd() *cobra.Command {
+	var sf shopFlags
+	var in, out string
+	var replay bool
+	cmd := &cobra.Command{
+		Use:   "import-human --in il_trajs_finalized_images.jsonl --out human.parquet",
+		Short: "Convert WebShop's human demonstrations to a trajectory file (source human)",
+		Long: `Reads WebShop's il_trajs_finalized_images.jsonl (one episode per line: states,
+actions, available_actions, action_idxs; images are ignored) and writes one row
+per step with source "human". The instruction is parsed from the first state
+and each step's page is inferred from its text.
+
+The demonstrations do not record their reward, so final_reward is NaN unless
+--replay is given: then each episode is matched to the shop goal with the same
+instruction (the shop flags pick the shop; use WebShop's data with --data) and
+its purchase is scored by replaying the actions in the simulator.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if in == "" || out == "" {
+				return fmt.Errorf("--in and --out are required")
+			}
+			var opts datasets.HumanOptions
+			if replay {
+				shop, err := sf.open()
+				if err != nil {
+					return err
+				}
+				opts.Shop = shop
+			}
+			w, err := datasets.Create(out, datasets.WriterOptions{})
+			if err != nil {
+				return err
+			}
+			t := time.Now()
+			st, err := datasets.ImportHumanEpisodes(in, opts, func(ep []datasets.Step) error { return w.Write(ep...) })
+			if err != nil {
+				w.Abort()
+				return err
+			}
+			if err := w.Close(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "imported %d human episodes (%d steps) from %s into %s (%s)\n",
+				st.Episodes, st.Steps, in, out, time.Since(t).Round(time.Millisecond))
+			if replay {
+				scored := st.Replayed + st.Scored
+				mean, rate := math.NaN(), math.NaN()
+				if scored > 0 {
+					mean, rate = st.RewardSum/float64(scored), 100*float64(st.Successes)/float64(scored)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "replay: %d matched a shop goal, %d replayed, %d scored directly; mean reward %.4f, success rate %.2f%%\n",
+					st.Matched, st.Replayed, st.Scored, mean, rate)
+			}
+			return nil
+		},
+	}
+	sf.register(cmd)
+	cmd.Flags().StringVar(&in, "in", "", "WebShop human demonstrations (il_trajs_finalized_images.jsonl)")
+	cmd.Flags().StringVar(&out, "out", "", "trajectory file to write (.parquet)")
+	cmd.Flags().BoolVar(&replay, "replay", false, "score each demonstration by replaying it on the shop (see the shop flags)")
+	return cmd
+}
+
+func newDatasetsDemosCmd() *cobra.Command {
+	var sf shopFlags
+	var split, out, obs string
+	var n, workers, maxSteps int
+	var noise, readProb float64
+	var demoSeed uint64
+	cmd := &cobra.Command{
+		Use:   "demos --split train --n N --out expert.parquet",
+		Short: "Generate expert demonstrations on a shop (source expert)",
+		Long: `A scripted expert that knows each goal (product, attributes, options, price
+cap) but acts only through the shop's pages like any agent: it searches with a
+short human-like query made from the instruction, scans up to 5 result pages
+for the goal product, searches again with more specific queries (up to 3
+searches), otherwise buys the best-looking result; on the product page it
+sometimes reads the description or features, clicks the goal's options and
+buys. --noise makes it take a random click with that probability at each step
+(and recover). Episodes cycle over the split's goals; the output is the same
+for the same flags whatever --workers. Rows are labelled source "expert",
+policy "expert".`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return fmt.Errorf("--out is required")
+			}
+			mode, err := env.ParseObsMode(obs)
+			if err != nil {
+				return err
+			}
+			if noise < 0 || noise > 1 || readProb < 0 || readProb > 1 {
+				return fmt.Errorf("--noise and --read-prob must be in [0, 1]")
+			}
+			shop, err := sf.open()
+			if err != nil {
+				return err
+			}
+			r, err := shop.Splits.Split(split)
+			if err != nil {
+				return err
+			}
+			goals := shop.Goals[r[0]:r[1]]
+			if len(goals) == 0 {
+				return fmt.Errorf("split %q has no goals", split)
+			}
+			episodes := n
+			if episodes <= 0 {
+				episodes = len(goals)
+			}
+			ecfg := datasets.DefaultExpertConfig()
+			ecfg.Noise, ecfg.ReadProb = noise, readProb
+			bar := progressbar.NewOptions(episodes, progressbar.OptionSetWriter(os.Stderr),
+				progressbar.OptionSetDescription("expert demos"), progressbar.OptionShowCount(),
+				progressbar.OptionShowIts(), progressbar.OptionSetItsString("episodes"),
+				progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish(),
+				progressbar.OptionThrottle(200*time.Millisecond))
+			t := time.Now()
+			st, err := datasets.WriteDemos(shop, datasets.DemoConfig{
+				Goals: goals, GoalOffset: r[0], Episodes: episodes, Expert: ecfg,
+				Seed: demoSeed, Workers: workers,
+				Env:      env.Config{Mode: mode, MaxSteps: maxSteps},
+				Progress: func(int) { _ = bar.Add(1) },
+			}, out)
+			_ = bar.Finish()
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "expert on %s (%d goals, %d episodes, noise %g): success rate %.2f%%, mean reward %.4f (score %.2f), mean steps %.2f\n",
+				split, len(goals), st.Episodes, noise, st.SuccessRate, st.MeanReward, 100*st.MeanReward, st.MeanSteps)
+			fmt.Fprintf(w, "bought the goal product in %d episodes, %d searches, %d random actions, %d truncated\n",
+				st.BoughtGoal, st.Searches, st.RandomActions, st.Truncated)
+			fmt.Fprintf(w, "wrote %d steps to %s (%s)\n", st.Steps, out, time.Since(t).Round(time.Millisecond))
+			return nil
+		},
+	}
+	sf.register(cmd)
+	cmd.Flags().StringVar(&split, "split", "train", "goal split: test, dev, train or all")
+	cmd.Flags().IntVar(&n, "n", 0, "episodes to generate, cycling over the split's goals (0 = one per goal)")
+	cmd.Flags().StringVar(&out, "out", "", "trajectory file to write (.parquet)")
+	cmd.Flags().Float64Var(&noise, "noise", 0, "probability of a random click at each step")
+	cmd.Flags().Float64Var(&readProb, "read-prob", datasets.DefaultExpertConfig().ReadProb, "probability of reading the description or features of the product")
+	cmd.Flags().Uint64Var(&demoSeed, "demo-seed", 1, "seed of the expert's queries and choices (--seed is the shop's price seed)")
+	cmd.Flags().IntVar(&workers, "workers", 0, "parallel episodes (0 = GOMAXPROCS)")
+	cmd.Flags().StringVar(&obs, "obs", "text", "observation mode stored in the rows: text or text_rich")
+	cmd.Flags().IntVar(&maxSteps, "max-steps", 100, "step cap per episode (reward 0 when reached)")
+	return cmd
+}
