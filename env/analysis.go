@@ -176,16 +176,6 @@ func appendLower(dst []byte, s string) []byte {
 	return dst
 }
 
-// needsLower reports whether appendLower(nil, s) could differ from s.
-func needsLower(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') {
-			return true
-		}
-	}
-	return false
-}
-
 // Word-break character classes (bit flags; a code point may have several).
 const (
 	fALetter      = 1 << iota // WB=ALetter

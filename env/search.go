@@ -41,10 +41,13 @@ package env
 // starts at the next posting of an essential term; within it, every term's
 // bound is tightened to the block-max of its blocks overlapping the window
 // and the partition is redone. The essential terms' postings in the window
-// are accumulated into a small score array; each candidate then probes the
-// other terms, in decreasing bound order (first against the block-max of
-// the block holding the candidate, then by galloping search), only while it
-// can still beat theta. The result is identical to exhaustive scoring.
+// are accumulated into a small score array; the documents so found are the
+// candidates. A non-essential term with few postings in the window
+// (compared with the number of candidates) is added to the candidates by a
+// sequential scan; each candidate then probes the remaining terms, in
+// decreasing bound order (first against the block-max of the block that
+// may hold it, then by galloping search), only while it can still beat
+// theta. The result is identical to exhaustive scoring.
 //
 // Building: documents are cut into chunks that worker goroutines (one per
 // CPU) pull in turn. A worker tokenizes and lowercases a whole document,
@@ -85,7 +88,12 @@ const (
 	tfSaturated  = 255  // tfs value meaning "look in Index.bigTF"
 	windowSize   = 4096 // documents per search window
 	blockSize    = 128  // postings per block-max block
-	noDoc        = ^uint32(0)
+	scanFactor   = 16   // default Index.scanFactor
+
+	// freeMemPostings is the number of postings from which BuildIndex
+	// returns its scratch memory to the OS between phases.
+	freeMemPostings = 1 << 22
+	noDoc           = ^uint32(0)
 )
 
 // Index is an immutable BM25 inverted index, safe for concurrent Search calls.
@@ -114,6 +122,11 @@ type Index struct {
 	lens      []uint32 // per document: exact length in terms
 
 	normInv [256]float32 // 1 / (k1 * ((1 - b) + b * byte4ToInt(i) / avgdl))
+
+	// scanFactor: Search adds a non-essential term to a window's candidates
+	// by scanning its postings there when it has at most scanFactor of them
+	// per candidate, else by probing its postings for each candidate.
+	scanFactor int
 
 	pool sync.Pool // *searchScratch
 }
@@ -221,9 +234,10 @@ func bm25NormInv(norm uint8, avgdl float32) float32 {
 // called exactly once per document, concurrently from several goroutines,
 // and the index keeps no reference to the texts. Uses all CPUs
 // (runtime.GOMAXPROCS) in parallel; the result is identical whatever the
-// parallelism. To keep the peak memory down, BuildIndex hands its scratch
-// memory back to the operating system (debug.FreeOSMemory) twice. It panics
-// if n does not fit the index's 32-bit document ids.
+// parallelism. To keep the peak memory of large builds down, BuildIndex
+// hands its scratch memory back to the operating system between phases
+// (debug.FreeOSMemory, twice). It panics if n does not fit the index's
+// 32-bit document ids.
 func BuildIndex(n int, doc func(i int) string) *Index {
 	if n < 0 {
 		n = 0
@@ -237,7 +251,7 @@ func BuildIndex(n int, doc func(i int) string) *Index {
 	nChunks := (n + chunkDocs - 1) / chunkDocs
 	nWorkers := max(1, min(procs, nChunks))
 
-	ix := &Index{numDocs: n, lens: make([]uint32, n)}
+	ix := &Index{numDocs: n, lens: make([]uint32, n), scanFactor: scanFactor}
 	chunks := make([]*chunk, nChunks)
 	workers := make([]*buildWorker, nWorkers)
 	var next atomic.Int64
@@ -778,9 +792,6 @@ func (ix *Index) merge(workers []*buildWorker, chunks []*chunk, procs int) {
 		}
 	}
 	rank = nil
-	// The builders' tables are garbage now; hand their memory back before
-	// the large posting arrays are allocated, to keep the peak RSS down.
-	debug.FreeOSMemory()
 
 	// Chunk term ids to global ids; document frequencies and offsets.
 	parallelRange(len(chunks), procs, func(lo, hi int) {
@@ -806,6 +817,13 @@ func (ix *Index) merge(workers []*buildWorker, chunks []*chunk, procs int) {
 	}
 	df[nTerms] = total
 	ix.off = df
+	// The builders' tables are garbage now; for a large index, hand their
+	// memory back before the posting arrays are allocated, to keep the peak
+	// RSS down.
+	large := total >= freeMemPostings
+	if large {
+		debug.FreeOSMemory()
+	}
 
 	// Scatter chunk postings into the final arrays, in parallel over ranges
 	// of terms with about the same number of postings each.
@@ -899,7 +917,9 @@ func (ix *Index) merge(workers []*buildWorker, chunks []*chunk, procs int) {
 			ix.maxTFN[t] = m
 		}
 	})
-	debug.FreeOSMemory() // the chunks are garbage now
+	if large {
+		debug.FreeOSMemory() // the chunks are garbage now
+	}
 }
 
 // bigPosting is the exact tf of a saturated posting of the final index.
@@ -982,6 +1002,11 @@ type queryTerm struct {
 	bcur     uint32  // block cursor
 	bend     uint32  // end of the term's blocks
 	wub      float32 // upper bound of the clause score in the current window
+	pBase    int     // first posting of the term: block b starts at
+	bBase    uint32  // pBase + (b-bBase)*blockSize
+	lastB    uint32  // block whose score bound is lastBS
+	lastBS   float64
+	wcount   int // estimated number of postings in the current window
 }
 
 // Hit is a search result: a document id and its BM25 score.
@@ -1003,15 +1028,18 @@ func worse(a, b hit) bool {
 
 // searchScratch holds the per-call buffers of Search, pooled per index.
 type searchScratch struct {
-	an    analyzer
-	toks  []string
-	qt    []queryTerm
-	cum   []float64
-	wcum  []float64
-	order []int
-	heap  []hit
-	acc   [windowSize]float64
-	words [windowSize / 64]uint64
+	an     analyzer
+	toks   []string
+	qt     []queryTerm
+	cum    []float64
+	wcum   []float64
+	bs     []float64
+	porder []int
+	pcum   []float64
+	order  []int
+	heap   []hit
+	acc    [windowSize]float64
+	words  [windowSize / 64]uint64
 }
 
 // queryTerms analyzes query into weighted clauses of terms present in the
@@ -1048,6 +1076,9 @@ func (ix *Index) queryTerms(sc *searchScratch, query string) []queryTerm {
 				end:    int(ix.off[id+1]),
 				bcur:   ix.blockOff[id],
 				bend:   ix.blockOff[id+1],
+				pBase:  int(ix.off[id]),
+				bBase:  ix.blockOff[id],
+				lastB:  noDoc,
 			})
 		}
 		i = j
@@ -1113,17 +1144,8 @@ func (ix *Index) search(sc *searchScratch, query string, k int) []hit {
 	return heap
 }
 
-// topK runs windowed MaxScore and returns the k best hits as a heap.
-//
-// Documents are processed in windows of windowSize ids. A window starts at
-// the next document of the globally essential terms (terms are sorted by
-// score upper bound; the longest prefix whose bounds sum to at most the
-// current k-th score theta cannot make a document competitive on its own).
-// Within the window, each term's bound is tightened to the largest
-// block-max of the blocks overlapping the window, and the partition is
-// redone with these bounds: the essential terms' postings are accumulated
-// into a score array, then each candidate probes the other terms, in
-// decreasing bound order, only while it can still beat theta.
+// topK runs windowed MaxScore (see the file comment) and returns the k
+// best hits as a heap.
 func (ix *Index) topK(sc *searchScratch, qt []queryTerm, k int) []hit {
 	slices.SortFunc(qt, func(a, b queryTerm) int {
 		if c := cmp.Compare(a.ub, b.ub); c != 0 {
@@ -1145,6 +1167,8 @@ func (ix *Index) topK(sc *searchScratch, qt []queryTerm, k int) []hit {
 	sc.order = order
 	wcum := append(sc.wcum[:0], cum...)
 	sc.wcum = wcum
+	bs := append(sc.bs[:0], cum...)
+	sc.bs = bs
 	heap := sc.heap[:0]
 	docs, norms := ix.docs, ix.norms
 	theta := float32(-1) // k-th best score once the heap is full
@@ -1205,9 +1229,9 @@ func (ix *Index) topK(sc *searchScratch, qt []queryTerm, k int) []hit {
 				if uint64(d) >= wEnd {
 					break
 				}
-				o := d - wStart
-				acc[o] += float64(bm25Score(w, float32(ix.tfAt(p)*ix.normInv[norms[d]])))
-				words[o>>6] |= 1 << (o & 63)
+				x := d - wStart
+				acc[x] += float64(bm25Score(w, float32(ix.tfAt(p)*ix.normInv[norms[d]])))
+				words[x>>6] |= 1 << (x & 63)
 				found = true
 			}
 			t.cur = p
@@ -1216,6 +1240,42 @@ func (ix *Index) topK(sc *searchScratch, qt []queryTerm, k int) []hit {
 			wStart = uint32(min(wEnd, uint64(noDoc)))
 			continue
 		}
+
+		// Non-essential terms with few postings in the window compared with
+		// the candidates are added to the candidates by a sequential scan;
+		// the others are probed per candidate (galloping search).
+		nCand := 0
+		for _, w := range words {
+			nCand += bits.OnesCount64(w)
+		}
+		porder, pcum := sc.porder[:0], sc.pcum[:0]
+		s = 0
+		for _, o := range order[:wNonEss] {
+			t := &qt[o]
+			if t.wub == 0 {
+				continue
+			}
+			if t.wcount > ix.scanFactor*nCand {
+				porder = append(porder, o)
+				s += float64(t.wub)
+				pcum = append(pcum, s)
+				continue
+			}
+			w := t.weight
+			p := advance(docs, t.cur, t.end, wStart)
+			for ; p < t.end; p++ {
+				d := docs[p]
+				if uint64(d) >= wEnd {
+					break
+				}
+				x := d - wStart
+				if words[x>>6]&(1<<(x&63)) != 0 {
+					acc[x] += float64(bm25Score(w, float32(ix.tfAt(p)*ix.normInv[norms[d]])))
+				}
+			}
+			t.cur = p
+		}
+		sc.porder, sc.pcum = porder, pcum
 
 		// Score the candidates.
 		for wi := range words {
@@ -1230,38 +1290,11 @@ func (ix *Index) topK(sc *searchScratch, qt []queryTerm, k int) []hit {
 				partial := acc[o]
 				acc[o] = 0
 				d := wStart + o
-				competitive := true
-				for j := wNonEss - 1; j >= 0; j-- {
-					if float32(partial+wcum[j]) <= theta {
-						competitive = false
-						break
+				if len(porder) == 0 {
+					if float32(partial) <= theta {
+						continue
 					}
-					t := &qt[order[j]]
-					if t.bcur < t.bend {
-						// Tighter bound: the block-max of the block holding d.
-						b := t.bcur
-						for b < t.bend && ix.blockLast[b] < d {
-							b++
-						}
-						t.bcur = b
-						if b == t.bend {
-							continue // no postings left
-						}
-						rest := float64(bm25Score(t.weight, ix.blockMax[b]))
-						if j > 0 {
-							rest += wcum[j-1]
-						}
-						if float32(partial+rest) <= theta {
-							competitive = false
-							break
-						}
-					}
-					t.cur = advance(docs, t.cur, t.end, d)
-					if t.cur < t.end && docs[t.cur] == d {
-						partial += float64(ix.postingScore(t.weight, t.cur, d))
-					}
-				}
-				if !competitive {
+				} else if !ix.probe(qt, porder, pcum, bs, &partial, d, theta) {
 					continue
 				}
 				h := hit{score: float32(partial), doc: d}
@@ -1287,6 +1320,72 @@ func (ix *Index) topK(sc *searchScratch, qt []queryTerm, k int) []hit {
 	return heap
 }
 
+// probe completes the score of candidate document d, whose partial score
+// from the window-essential terms is *partial, with the other terms: terms
+// are qt[order[j]] for j in [0, len(order)), in increasing window bound, and
+// wcum their cumulative window bounds. It returns false as soon as d cannot
+// score above theta. First the window bounds, then the block-max bounds of
+// the blocks that may hold d (metadata only), and only then the postings
+// themselves, last term first.
+func (ix *Index) probe(qt []queryTerm, order []int, wcum, bs []float64, partial *float64, d uint32, theta float32) bool {
+	p := *partial
+	n := len(order)
+	if float32(p+wcum[n-1]) <= theta {
+		return false
+	}
+	// Block bounds.
+	var rest float64
+	for j := n - 1; j >= 0; j-- {
+		t := &qt[order[j]]
+		if t.bcur == t.bend {
+			bs[j] = float64(t.wub) // no blocks: the window bound
+		} else {
+			b := t.bcur
+			for b < t.bend && ix.blockLast[b] < d {
+				b++
+			}
+			t.bcur = b
+			switch {
+			case b == t.bend:
+				bs[j] = 0 // no postings left
+			case b != t.lastB:
+				t.lastB, t.lastBS = b, float64(bm25Score(t.weight, ix.blockMax[b]))
+				bs[j] = t.lastBS
+			default:
+				bs[j] = t.lastBS
+			}
+		}
+		rest += bs[j]
+	}
+	if float32(p+rest) <= theta {
+		return false
+	}
+	// Postings.
+	docs := ix.docs
+	for j := n - 1; j >= 0; j-- {
+		if bs[j] == 0 {
+			continue
+		}
+		rest -= bs[j]
+		t := &qt[order[j]]
+		if t.bcur < t.bend {
+			// Postings before the block that may hold d are all before d.
+			if q := t.pBase + int(t.bcur-t.bBase)*blockSize; q > t.cur {
+				t.cur = q
+			}
+		}
+		t.cur = advance(docs, t.cur, t.end, d)
+		if t.cur < t.end && docs[t.cur] == d {
+			p += float64(ix.postingScore(t.weight, t.cur, d))
+		}
+		if float32(p+rest) <= theta {
+			return false
+		}
+	}
+	*partial = p
+	return true
+}
+
 // windowBound returns an upper bound of t's clause score over documents
 // [ws, we): 0 if it has no posting there, else the score at the largest
 // block-max of its blocks that overlap the window (its global bound if the
@@ -1294,7 +1393,9 @@ func (ix *Index) topK(sc *searchScratch, qt []queryTerm, k int) []hit {
 func (ix *Index) windowBound(t *queryTerm, ws uint32, we uint64) float32 {
 	if t.bcur == t.bend { // no blocks: the term's own bound, if it is present
 		t.cur = advance(ix.docs, t.cur, t.end, ws)
+		t.wcount = 0
 		if t.cur < t.end && uint64(ix.docs[t.cur]) < we {
+			t.wcount = min(t.end-t.cur, blockSize)
 			return t.ub
 		}
 		return 0
@@ -1303,12 +1404,14 @@ func (ix *Index) windowBound(t *queryTerm, ws uint32, we uint64) float32 {
 	for t.bcur < t.bend && last[t.bcur] < ws {
 		t.bcur++
 	}
+	t.wcount = 0
 	if t.bcur == t.bend {
 		return 0
 	}
 	var m float32
 	for b := t.bcur; b < t.bend; b++ {
 		m = max(m, ix.blockMax[b])
+		t.wcount += blockSize
 		if uint64(last[b]) >= we {
 			break
 		}

@@ -287,11 +287,14 @@ func TestSearchMatchesBruteForce(t *testing.T) {
 	queries = append(queries, "w0x", "w1x w2x w3x w4x w5x w6x w7x", "w399x w0x w0x")
 	for _, q := range queries {
 		all := bruteForce(ix, q, ix.NumDocs())
-		for _, k := range []int{1, 10, 50} {
-			got := ix.Search(q, k)
-			want := all[:min(k, len(all))]
-			if !slices.Equal(got, want) {
-				t.Fatalf("Search(%q, %d) = %v, want %v", q, k, got, want)
+		for _, f := range []int{0, 1 << 30, scanFactor} {
+			ix.scanFactor = f
+			for _, k := range []int{1, 10, 50} {
+				got := ix.Search(q, k)
+				want := all[:min(k, len(all))]
+				if !slices.Equal(got, want) {
+					t.Fatalf("scanFactor %d: Search(%q, %d) = %v, want %v", f, q, k, got, want)
+				}
 			}
 		}
 	}
@@ -308,11 +311,15 @@ func TestSearchMatchesBruteForceRareTerms(t *testing.T) {
 	queries = append(queries, skewedQueries(60, 13, 40)...)
 	for _, q := range queries {
 		all := bruteForce(ix, q, ix.NumDocs())
-		for _, k := range []int{1, 5, 50, 500} {
-			got := ix.Search(q, k)
-			want := all[:min(k, len(all))]
-			if !slices.Equal(got, want) {
-				t.Fatalf("Search(%q, %d) = %v, want %v", q, k, got, want)
+		// Non-essential terms always probed, always scanned, or either.
+		for _, f := range []int{0, 1 << 30, scanFactor} {
+			ix.scanFactor = f
+			for _, k := range []int{1, 5, 50, 500} {
+				got := ix.Search(q, k)
+				want := all[:min(k, len(all))]
+				if !slices.Equal(got, want) {
+					t.Fatalf("scanFactor %d: Search(%q, %d) = %v, want %v", f, q, k, got, want)
+				}
 			}
 		}
 	}
