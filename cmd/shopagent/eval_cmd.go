@@ -9,22 +9,40 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"shopagent/datasets"
 	"shopagent/env"
+	"shopagent/models"
+	"shopagent/train"
 )
 
 func newEvalCmd() *cobra.Command {
 	var sf shopFlags
-	var agent, split, asJSON string
-	var workers, maxSteps int
+	var agent, split, asJSON, policy, backend, out string
+	var workers, maxSteps, agentSteps, goalsN int
+	var sample, greedy, noBatch bool
+	var seed uint64
 	cmd := &cobra.Command{
-		Use:   "eval --agent rule --split test",
+		Use:   "eval --agent rule --split test | eval --policy RUN_DIR --split test",
 		Short: "Evaluate an agent on a goal split: score, success rate, mean steps",
 		Long: `Runs one episode per goal of the split. Score is 100 x mean reward,
 success rate the percent of episodes with reward 1.0 (WebShop's metrics).
 Agents: rule (WebShop's baseline: search the instruction, click the first
-result, buy) and random (a random walk).`,
+result, buy) and random (a random walk).
+
+With --policy (a training run directory or a checkpoint directory) the trained
+policy plays instead: it searches with the keyword query proposer and the choice
+model picks every click (greedy by default, --sample to draw from its
+distribution); the rule agent's figures on the same goals are printed beside it.
+--out writes the policy's episodes as a trajectory file (source rollout, with
+each action's log-probability and the state's value).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if sample && cmd.Flags().Changed("greedy") && greedy {
+				return fmt.Errorf("--greedy and --sample exclude each other")
+			}
+			if out != "" && policy == "" {
+				return fmt.Errorf("--out needs --policy")
+			}
 			shop, err := sf.open()
 			if err != nil {
 				return err
@@ -32,6 +50,18 @@ result, buy) and random (a random walk).`,
 			goals, err := shop.SplitGoals(split)
 			if err != nil {
 				return err
+			}
+			if goalsN > 0 && goalsN < len(goals) {
+				goals = goals[:goalsN]
+			}
+			if len(goals) == 0 {
+				return fmt.Errorf("split %q has no goals", split)
+			}
+			if policy != "" {
+				return evalPolicy(cmd, shop, goals, split, policyEvalOpts{
+					path: policy, backend: backend, out: out, json: asJSON, workers: workers, maxSteps: maxSteps,
+					agentSteps: agentSteps, sample: sample, seed: seed, noBatch: noBatch,
+				})
 			}
 			var newAgent func(int) env.Agent
 			switch agent {
@@ -42,11 +72,7 @@ result, buy) and random (a random walk).`,
 			default:
 				return fmt.Errorf("unknown --agent %q (want rule or random)", agent)
 			}
-			bar := progressbar.NewOptions(len(goals), progressbar.OptionSetWriter(os.Stderr),
-				progressbar.OptionSetDescription("eval "+agent), progressbar.OptionShowCount(),
-				progressbar.OptionShowIts(), progressbar.OptionSetItsString("episodes"),
-				progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish(),
-				progressbar.OptionThrottle(200*time.Millisecond))
+			bar := newEvalBar(len(goals), "eval "+agent)
 			t := time.Now()
 			eps := shop.Evaluate(goals, env.Config{Mode: env.ObsText, MaxSteps: maxSteps}, workers,
 				newAgent, false, func(int) { _ = bar.Add(1) })
@@ -64,10 +90,101 @@ result, buy) and random (a random walk).`,
 		},
 	}
 	sf.register(cmd)
-	cmd.Flags().StringVar(&agent, "agent", "rule", "agent: rule or random")
+	cmd.Flags().StringVar(&agent, "agent", "rule", "agent: rule or random (ignored with --policy)")
 	cmd.Flags().StringVar(&split, "split", "test", "goal split: test, dev, train or all")
-	cmd.Flags().IntVar(&workers, "workers", 0, "parallel episodes (0 = GOMAXPROCS)")
+	cmd.Flags().IntVar(&workers, "workers", 0, "parallel episodes (0 = GOMAXPROCS; with --policy 2 x GOMAXPROCS, forwards batched across workers)")
 	cmd.Flags().IntVar(&maxSteps, "max-steps", 100, "step cap per episode (reward 0 when reached)")
 	cmd.Flags().StringVar(&asJSON, "json", "", "also write the summary as JSON to this file")
+	cmd.Flags().StringVar(&policy, "policy", "", "trained policy: a run directory (latest checkpoint) or a checkpoint directory")
+	cmd.Flags().StringVar(&backend, "backend", models.DefaultBackend, "GoMLX backend for --policy")
+	cmd.Flags().BoolVar(&greedy, "greedy", true, "take the policy's most likely action (default)")
+	cmd.Flags().BoolVar(&sample, "sample", false, "sample actions from the policy")
+	cmd.Flags().Uint64Var(&seed, "sample-seed", 1, "seed of --sample")
+	cmd.Flags().IntVar(&agentSteps, "agent-max-steps", train.DefaultAgentMaxSteps, "the policy agent's own action budget before it finishes (buys)")
+	cmd.Flags().StringVar(&out, "out", "", "write the policy's episodes to this trajectory file (.parquet)")
+	cmd.Flags().IntVar(&goalsN, "first", 0, "evaluate only the first N goals of the split (0 = all)")
+	cmd.Flags().BoolVar(&noBatch, "no-batch", false, "with --policy: no batching of forwards across workers")
 	return cmd
+}
+
+func newEvalBar(n int, desc string) *progressbar.ProgressBar {
+	return progressbar.NewOptions(n, progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetDescription(desc), progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(), progressbar.OptionSetItsString("episodes"),
+		progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish(),
+		progressbar.OptionThrottle(200*time.Millisecond))
+}
+
+type policyEvalOpts struct {
+	path, backend, out, json string
+	workers, maxSteps        int
+	agentSteps               int
+	sample, noBatch          bool
+	seed                     uint64
+}
+
+// evalPolicy evaluates a trained policy and the rule agent on the same goals.
+func evalPolicy(cmd *cobra.Command, shop *env.Shop, goals []env.Goal, split string, o policyEvalOpts) error {
+	be, err := models.NewBackend(o.backend)
+	if err != nil {
+		return err
+	}
+	pol, err := models.LoadPolicy(be, o.path)
+	if err != nil {
+		return err
+	}
+	defer pol.Close()
+	r, err := shop.Splits.Split(split)
+	if err != nil {
+		return err
+	}
+	name := fmt.Sprintf("%s-step%d", pol.Meta.Job, pol.Meta.Step)
+	mode := "greedy"
+	if o.sample {
+		mode = "sample"
+	}
+	bar := newEvalBar(len(goals), "eval policy")
+	res, err := train.EvaluatePolicy(shop, goals, pol, train.EvalConfig{
+		Workers: o.workers, NoBatching: o.noBatch, MaxSteps: o.maxSteps,
+		Agent:  train.AgentConfig{Sample: o.sample, Seed: o.seed, MaxSteps: o.agentSteps},
+		Record: o.out != "", PolicyName: name, GoalOffset: r[0],
+		Progress: func(int) { _ = bar.Add(1) },
+	})
+	_ = bar.Finish()
+	if err != nil {
+		return err
+	}
+	t := time.Now()
+	rule := env.Summarize(shop.Evaluate(goals, env.Config{Mode: env.ObsText, MaxSteps: o.maxSteps}, 0,
+		func(int) env.Agent { return env.RuleAgent{} }, false, nil))
+	ruleTime := time.Since(t)
+	w := cmd.OutOrStdout()
+	s := res.Summary
+	fmt.Fprintf(w, "policy %s (%s, %s, preset %s) on %s (%d goals): score %.2f, success rate %.2f%%, mean steps %.2f (%s, %.1f episodes/s)\n",
+		o.path, name, mode, pol.Config.Preset, split, s.Episodes, s.Score, s.SuccessRate, s.MeanSteps,
+		res.Elapsed.Round(time.Millisecond), float64(s.Episodes)/res.Elapsed.Seconds())
+	fmt.Fprintf(w, "agent rule on the same goals: score %.2f, success rate %.2f%%, mean steps %.2f (%s)\n",
+		rule.Score, rule.SuccessRate, rule.MeanSteps, ruleTime.Round(time.Millisecond))
+	if res.Forced > 0 || res.Errors > 0 {
+		fmt.Fprintf(w, "safety caps chose %d actions; %d episodes had scoring errors\n", res.Forced, res.Errors)
+	}
+	if res.FirstError != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "first scoring error: %v\n", res.FirstError)
+	}
+	if o.out != "" {
+		if err := datasets.WriteFile(o.out, res.Rows); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "wrote %d steps of %d episodes to %s\n", len(res.Rows), len(res.Episodes), o.out)
+	}
+	if o.json != "" {
+		b, _ := json.MarshalIndent(map[string]any{
+			"agent": "policy", "policy": o.path, "checkpoint_step": pol.Meta.Step, "mode": mode, "split": split,
+			"summary": s, "rule": rule, "elapsed_s": res.Elapsed.Seconds(), "forced_actions": res.Forced,
+		}, "", "  ")
+		if err := os.WriteFile(o.json, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -26,6 +26,6 @@ generated shop, and the agents that shop in it.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newEnvCmd(), newEvalCmd(), newDatasetsCmd())
+	root.AddCommand(newEnvCmd(), newEvalCmd(), newDatasetsCmd(), newTrainCmd())
 	return root
 }

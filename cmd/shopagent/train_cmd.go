@@ -1,0 +1,395 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gomlx/gomlx/backends"
+	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/spf13/cobra"
+
+	"shopagent/models"
+	"shopagent/train"
+)
+
+func newTrainCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "train",
+		Short: "Train policies: masked-LM pretraining, imitation learning",
+		Long: `Training jobs write a run directory: checkpoints/ckpt-<step>/ (model and
+optimizer state, config, vocabulary), metrics.parquet (step, loss, lr, grad_norm,
+examples_per_s, elapsed_s, extra) and vocab.txt. A job checkpoints every
+--checkpoint-every steps, at the end and on SIGINT/SIGTERM; --resume continues
+from the latest checkpoint at its step.`,
+	}
+	cmd.AddCommand(newTrainPretrainCmd(), newTrainILCmd())
+	return cmd
+}
+
+// trainFlags are the flags shared by training jobs.
+type trainFlags struct {
+	preset          string
+	steps           int64
+	batch           int
+	lr              float64
+	warmup          float64
+	decay           string
+	minLR           float64
+	weightDecay     float64
+	clip            float64
+	out             string
+	resume          bool
+	backend         string
+	seed            int64
+	checkpointEvery int64
+	keep            int
+	dropout         float64
+	logEvery        int64
+	noProgress      bool
+}
+
+func (f *trainFlags) register(cmd *cobra.Command, steps int64, batch int, lr float64) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.preset, "preset", "tiny", "encoder size: "+strings.Join(models.PresetNames, ", "))
+	fl.Int64Var(&f.steps, "steps", steps, "optimizer steps")
+	fl.IntVar(&f.batch, "batch", batch, "examples per step")
+	fl.Float64Var(&f.lr, "lr", lr, "peak learning rate (AdamW)")
+	fl.Float64Var(&f.warmup, "warmup", 0.1, "linear warm-up: a fraction of the steps if < 1, else a step count")
+	fl.StringVar(&f.decay, "decay", train.DecayLinear, "decay after the warm-up: linear, cosine or constant")
+	fl.Float64Var(&f.minLR, "min-lr-ratio", 0, "floor of the decay as a fraction of --lr")
+	fl.Float64Var(&f.weightDecay, "weight-decay", 0.01, "AdamW weight decay (matrices and embeddings only)")
+	fl.Float64Var(&f.clip, "clip", 1.0, "global gradient-norm clipping (0 disables)")
+	fl.StringVar(&f.out, "out", "", "run directory (required)")
+	fl.BoolVar(&f.resume, "resume", false, "continue from the run directory's latest checkpoint")
+	fl.StringVar(&f.backend, "backend", models.DefaultBackend, "GoMLX backend: go (pure Go) or xla[:cuda|cpu|/path/plugin.so]")
+	fl.Int64Var(&f.seed, "train-seed", 1, "seed of initialisation, dropout, data order and masking (--seed is the shop's price seed)")
+	fl.Int64Var(&f.checkpointEvery, "checkpoint-every", 100, "checkpoint every N steps (0: only at the end)")
+	fl.IntVar(&f.keep, "keep", 3, "checkpoints kept (0: all)")
+	fl.Float64Var(&f.dropout, "dropout", -1, "encoder dropout (-1: the preset's, 0.1)")
+	fl.Int64Var(&f.logEvery, "log-every", 0, "log line every N steps (0: 10% of the run)")
+	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress bar, log lines only")
+}
+
+func (f *trainFlags) validate() error {
+	switch {
+	case f.out == "":
+		return fmt.Errorf("--out is required")
+	case f.steps <= 0:
+		return fmt.Errorf("--steps must be positive")
+	case f.batch <= 0:
+		return fmt.Errorf("--batch must be positive")
+	case !(f.lr > 0):
+		return fmt.Errorf("--lr must be positive")
+	case f.dropout >= 1:
+		return fmt.Errorf("--dropout must be below 1")
+	}
+	return nil
+}
+
+func (f *trainFlags) config(cmd *cobra.Command, be backends.Backend, pcfg models.PolicyConfig, tok *models.Tokenizer) train.Config {
+	warm := int64(f.warmup)
+	if f.warmup < 1 {
+		warm = int64(f.warmup * float64(f.steps))
+	}
+	return train.Config{
+		RunDir: f.out, Steps: f.steps,
+		Schedule:        train.Schedule{Peak: f.lr, Warmup: warm, Decay: f.decay, MinRatio: f.minLR},
+		Optimizer:       train.OptimizerConfig{WeightDecay: f.weightDecay, ClipNorm: f.clip},
+		CheckpointEvery: f.checkpointEvery, Keep: f.keep, Resume: f.resume, Seed: f.seed,
+		Policy: pcfg, Tokenizer: tok, Backend: be,
+		Log: cmd.ErrOrStderr(), LogEvery: f.logEvery, ProgressBar: !f.noProgress,
+		Info: map[string]any{"args": strings.Join(os.Args, " "), "seed": f.seed, "backend": f.backend},
+	}
+}
+
+// signalContext is cancelled on SIGINT or SIGTERM, so jobs checkpoint and stop.
+func signalContext(parent context.Context) (context.Context, context.CancelFunc) {
+	if parent == nil {
+		parent = context.Background()
+	}
+	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+}
+
+func newTrainPretrainCmd() *cobra.Command {
+	var tf trainFlags
+	var sf shopFlags
+	var vocabPath string
+	var vocabSize, maxLen int
+	var extra []string
+	cmd := &cobra.Command{
+		Use:   "pretrain --out RUN_DIR",
+		Short: "Masked-LM pretraining of the encoder on shop text",
+		Long: `Pretrains the policy's BERT encoder with BERT's masked-LM recipe (15% of the
+tokens; 80% [MASK], 10% random, 10% kept) on the shop's text: one page-like
+document per product (title, price, options, bullet points, description) and
+the instructions of the train and dev goals (never the test goals), plus the
+--extra-text files (a JSON list of strings such as WebShop's human_goals.json,
+or a text file with one document per line). Without --vocab a WordPiece
+vocabulary is learned from that corpus and saved as RUN_DIR/vocab.txt.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := tf.validate(); err != nil {
+				return err
+			}
+			if maxLen < 16 || maxLen > 512 {
+				return fmt.Errorf("--max-len must be in [16, 512]")
+			}
+			train.InstallFastDotGradients()
+			shop, err := sf.open()
+			if err != nil {
+				return err
+			}
+			docs, err := train.ShopCorpus(shop, "train", "dev")
+			if err != nil {
+				return err
+			}
+			for _, p := range extra {
+				more, err := train.ReadExtraText(p)
+				if err != nil {
+					return err
+				}
+				docs = append(docs, more...)
+			}
+			var tok *models.Tokenizer
+			runVocab := filepath.Join(tf.out, models.CheckpointVocabFile)
+			switch {
+			case vocabPath != "":
+				tok, err = models.LoadVocab(vocabPath)
+			case tf.resume && fileExists(runVocab):
+				tok, err = models.LoadVocab(runVocab)
+			default:
+				t := time.Now()
+				tok, err = train.BuildCorpusVocab(docs, vocabSize)
+				if err == nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "vocabulary: %d tokens learned from %d documents in %s\n", tok.VocabSize(), len(docs), time.Since(t).Round(time.Millisecond))
+				}
+			}
+			if err != nil {
+				return err
+			}
+			pcfg, err := models.NewPolicyConfig(tf.preset, tok.VocabSize(), 0, 0)
+			if err != nil {
+				return err
+			}
+			if tf.dropout >= 0 {
+				pcfg.Bert.Dropout = tf.dropout
+			}
+			seqs := train.PackSequences(tok, docs, maxLen)
+			job, err := train.NewMLMJob(pcfg, tok, seqs, tf.batch, maxLen, uint64(tf.seed))
+			if err != nil {
+				return err
+			}
+			be, err := models.NewBackend(tf.backend)
+			if err != nil {
+				return err
+			}
+			cfg := tf.config(cmd, be, pcfg, tok)
+			cfg.Info["corpus_documents"] = len(docs)
+			cfg.Info["sequences"] = len(seqs)
+			cfg.Info["max_len"] = maxLen
+			cfg.Info["extra_text"] = extra
+			fmt.Fprintf(cmd.ErrOrStderr(), "pretrain: preset %s (%d encoder parameters), %d sequences of %d tokens, %d steps of %d (%.1f epochs)\n",
+				pcfg.Preset, pcfg.Bert.NumParams(), len(seqs), maxLen, tf.steps, tf.batch, float64(tf.steps)/float64(job.BatchesPerEpoch()))
+			ctx, cancel := signalContext(cmd.Context())
+			defer cancel()
+			res, err := train.Run(ctx, cfg, job)
+			if err != nil {
+				return err
+			}
+			return reportRun(cmd, "pretrain", res)
+		},
+	}
+	tf.register(cmd, 300, 32, 5e-4)
+	sf.register(cmd)
+	cmd.Flags().StringVar(&vocabPath, "vocab", "", "vocab.txt to use (default: learn one from the corpus)")
+	cmd.Flags().IntVar(&vocabSize, "vocab-size", 8000, "size of the learned vocabulary")
+	cmd.Flags().IntVar(&maxLen, "max-len", 128, "tokens per pretraining sequence")
+	cmd.Flags().StringSliceVar(&extra, "extra-text", nil, "extra text files (JSON list of strings or one document per line)")
+	return cmd
+}
+
+func newTrainILCmd() *cobra.Command {
+	var tf trainFlags
+	var sf shopFlags
+	var demos, initPath, vocabPath string
+	var maxState, maxAction, maxActions, devGoals, epochs int
+	var minReward float64
+	cmd := &cobra.Command{
+		Use:   "il --demos FILE.parquet --out RUN_DIR [--init PRETRAIN_RUN_DIR]",
+		Short: "Imitation learning of the choice policy from demonstrations",
+		Long: `Trains the choice policy (BERT encoder + BiDAF choice head + value head) with
+the cross-entropy of the demonstrated action among the available ones, on the
+click steps of a trajectory file (searches are made by the agent's query
+proposer). --init starts the encoder from a pretraining run (its vocabulary is
+used); otherwise the encoder starts from scratch with --vocab or a vocabulary
+learned from the demonstrations. With --dev-goals N the policy is evaluated on
+the first N dev goals of the shop (shop flags) at the end.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if demos == "" {
+				return fmt.Errorf("--demos is required")
+			}
+			if epochs > 0 {
+				tf.steps = 1 // replaced below
+			}
+			if err := tf.validate(); err != nil {
+				return err
+			}
+			train.InstallFastDotGradients()
+			t := time.Now()
+			data, err := train.LoadILData(demos, minReward)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "demos: %d click steps from %d episodes (%d skipped, %s observations) in %s\n",
+				len(data.Examples), data.Episodes, data.Skipped, data.ObsMode, time.Since(t).Round(time.Millisecond))
+			var tok *models.Tokenizer
+			var initCk *models.Checkpoint
+			bert := models.BertConfig{}
+			switch {
+			case initPath != "":
+				initCk, err = models.LoadCheckpoint(initPath, false)
+				if err != nil {
+					return fmt.Errorf("--init: %w", err)
+				}
+				tok = initCk.Tokenizer
+				bert = initCk.Meta.Policy.Bert
+			case vocabPath != "":
+				tok, err = models.LoadVocab(vocabPath)
+			case tf.resume && fileExists(filepath.Join(tf.out, models.CheckpointVocabFile)):
+				tok, err = models.LoadVocab(filepath.Join(tf.out, models.CheckpointVocabFile))
+			default:
+				var docs []string
+				for _, ex := range data.Examples {
+					docs = append(docs, ex.State)
+					docs = append(docs, ex.Actions...)
+				}
+				tok, err = train.BuildCorpusVocab(docs, 8000)
+			}
+			if err != nil {
+				return err
+			}
+			pcfg, err := models.NewPolicyConfig(tf.preset, tok.VocabSize(), maxState, maxAction)
+			if err != nil {
+				return err
+			}
+			if initCk != nil {
+				pcfg.Bert, pcfg.Preset = bert, initCk.Meta.Policy.Preset
+			}
+			if tf.dropout >= 0 {
+				pcfg.Bert.Dropout = tf.dropout
+			}
+			pcfg.ObsMode = data.ObsMode
+			if err := pcfg.Validate(); err != nil {
+				return err
+			}
+			enc := make([]models.EncodedChoice, len(data.Examples))
+			for i, ex := range data.Examples {
+				enc[i] = models.EncodeChoice(tok, pcfg, ex)
+			}
+			job, err := train.NewILJob(pcfg, enc, tf.batch, maxActions, uint64(tf.seed))
+			if err != nil {
+				return err
+			}
+			if epochs > 0 {
+				tf.steps = int64(epochs * job.BatchesPerEpoch())
+			}
+			be, err := models.NewBackend(tf.backend)
+			if err != nil {
+				return err
+			}
+			cfg := tf.config(cmd, be, pcfg, tok)
+			cfg.Info["demos"] = demos
+			cfg.Info["examples"] = len(enc)
+			cfg.Info["episodes"] = data.Episodes
+			if initCk != nil {
+				cfg.Info["init"] = initCk.Dir
+				cfg.Init = func(c *mlctx.Context) error {
+					n, err := initCk.LoadInto(c, models.EncoderScope+"/")
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "encoder initialised from %s (step %d, %d variables)\n", initCk.Dir, initCk.Meta.Step, n)
+					return nil
+				}
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "il: preset %s, %d examples, %d steps of %d (%.1f epochs)\n",
+				pcfg.Preset, len(enc), tf.steps, tf.batch, float64(tf.steps)/float64(job.BatchesPerEpoch()))
+			ctx, cancel := signalContext(cmd.Context())
+			defer cancel()
+			res, err := train.Run(ctx, cfg, job)
+			if err != nil {
+				return err
+			}
+			if err := reportRun(cmd, "il", res); err != nil || res.Interrupted || devGoals <= 0 {
+				return err
+			}
+			shop, err := sf.open()
+			if err != nil {
+				return err
+			}
+			goals, err := shop.SplitGoals("dev")
+			if err != nil {
+				return err
+			}
+			goals = goals[:min(devGoals, len(goals))]
+			pol, err := models.LoadPolicy(be, res.Checkpoint)
+			if err != nil {
+				return err
+			}
+			defer pol.Close()
+			ev, err := train.EvaluatePolicy(shop, goals, pol, train.EvalConfig{GoalOffset: shop.Splits.Dev[0]})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "il: dev (%d goals): score %.2f, success rate %.2f%%, mean steps %.2f (%s)\n",
+				ev.Summary.Episodes, ev.Summary.Score, ev.Summary.SuccessRate, ev.Summary.MeanSteps, ev.Elapsed.Round(time.Millisecond))
+			return nil
+		},
+	}
+	tf.register(cmd, 500, 32, 1e-4)
+	sf.register(cmd)
+	cmd.Flags().StringVar(&demos, "demos", "", "demonstrations: a trajectory file or a directory of them")
+	cmd.Flags().StringVar(&initPath, "init", "", "pretraining run directory or checkpoint to start the encoder from")
+	cmd.Flags().StringVar(&vocabPath, "vocab", "", "vocab.txt (without --init; default: learned from the demonstrations)")
+	cmd.Flags().IntVar(&maxState, "max-state-len", models.DefaultMaxStateLen, "longest state in tokens (truncated from the left)")
+	cmd.Flags().IntVar(&maxAction, "max-action-len", models.DefaultMaxActionLen, "longest action in tokens")
+	cmd.Flags().IntVar(&maxActions, "max-actions", train.DefaultTrainMaxActions, "actions per training state (the demonstrated one and a random sample)")
+	cmd.Flags().IntVar(&epochs, "epochs", 0, "passes over the examples (overrides --steps when > 0)")
+	cmd.Flags().IntVar(&devGoals, "dev-goals", 0, "evaluate on the first N dev goals at the end")
+	cmd.Flags().Float64Var(&minReward, "min-reward", 0, "use only episodes with at least this final reward")
+	return cmd
+}
+
+// reportRun prints a run's outcome and writes RUN_DIR/result.json.
+func reportRun(cmd *cobra.Command, job string, res *train.Result) error {
+	w := cmd.OutOrStdout()
+	status := "finished"
+	if res.Interrupted {
+		status = "interrupted"
+	}
+	fmt.Fprintf(w, "%s %s at step %d (started at %d) in %s: loss %.4f (mean of the last 10%%: %.4f)",
+		job, status, res.Step, res.StartStep, res.Elapsed.Round(time.Second), res.LastLoss, res.MeanLoss)
+	for k, v := range res.LastMetrics {
+		fmt.Fprintf(w, ", %s %.4f", k, v)
+	}
+	fmt.Fprintf(w, "\ncheckpoint: %s\n", res.Checkpoint)
+	b, _ := json.MarshalIndent(map[string]any{
+		"job": job, "status": status, "step": res.Step, "start_step": res.StartStep,
+		"elapsed_s": res.Elapsed.Seconds(), "last_loss": res.LastLoss, "mean_loss": res.MeanLoss,
+		"metrics": res.LastMetrics, "checkpoint": res.Checkpoint,
+	}, "", "  ")
+	return os.WriteFile(filepath.Join(filepath.Dir(filepath.Dir(res.Checkpoint)), "result.json"), append(b, '\n'), 0o644)
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

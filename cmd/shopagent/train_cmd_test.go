@@ -1,0 +1,117 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"shopagent/datasets"
+	"shopagent/train"
+)
+
+// TestTrainPipeline runs the whole chain on a small generated shop with the tiny preset
+// and short sequences: expert demos -> pretrain -> IL (initialised from pretraining) ->
+// eval --policy with the rule agent beside it and rollouts written.
+func TestTrainPipeline(t *testing.T) {
+	shop := testShopDir(t)
+	dir := t.TempDir()
+	demos := filepath.Join(dir, "demos.parquet")
+	if out, err := run(t, "", "datasets", "demos", "--data", shop, "--split", "train", "--n", "30", "--obs", "text_rich", "--out", demos); err != nil {
+		t.Fatalf("demos: %v\n%s", err, out)
+	}
+	pt := filepath.Join(dir, "pretrain")
+	out, err := run(t, "", "train", "pretrain", "--data", shop, "--preset", "tiny", "--steps", "3", "--batch", "4",
+		"--max-len", "32", "--vocab-size", "2000", "--out", pt, "--no-progress", "--checkpoint-every", "2")
+	if err != nil {
+		t.Fatalf("pretrain: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "pretrain finished at step 3") {
+		t.Fatalf("pretrain output:\n%s", out)
+	}
+	for _, f := range []string{"vocab.txt", "metrics.parquet", "result.json", "checkpoints/ckpt-00000003/model.safetensors", "checkpoints/ckpt-00000002/optimizer.safetensors"} {
+		if _, err := os.Stat(filepath.Join(pt, f)); err != nil {
+			t.Errorf("pretrain run: %v", err)
+		}
+	}
+	il := filepath.Join(dir, "il")
+	out, err = run(t, "", "train", "il", "--demos", demos, "--init", pt, "--data", shop, "--steps", "4", "--batch", "4",
+		"--lr", "1e-3", "--max-state-len", "64", "--max-action-len", "16", "--out", il, "--no-progress", "--dev-goals", "3")
+	if err != nil {
+		t.Fatalf("il: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "il finished at step 4") || !strings.Contains(out, "il: dev (3 goals): score") {
+		t.Fatalf("il output:\n%s", out)
+	}
+	rows, err := train.ReadMetrics(filepath.Join(il, train.MetricsFile))
+	if err != nil || len(rows) != 4 || rows[3].Step != 4 {
+		t.Fatalf("il metrics: %v %+v", err, rows)
+	}
+	// Resuming a finished run changes nothing; continuing it to more steps works.
+	out, err = run(t, "", "train", "il", "--demos", demos, "--init", pt, "--steps", "5", "--batch", "4",
+		"--max-state-len", "64", "--max-action-len", "16", "--out", il, "--no-progress", "--resume")
+	if err != nil || !strings.Contains(out, "at step 5 (started at 4)") {
+		t.Fatalf("il resume: %v\n%s", err, out)
+	}
+
+	roll := filepath.Join(dir, "roll.parquet")
+	js := filepath.Join(dir, "eval.json")
+	out, err = run(t, "", "eval", "--policy", il, "--data", shop, "--split", "test", "--first", "8", "--out", roll, "--json", js)
+	if err != nil {
+		t.Fatalf("eval: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "on test (8 goals): score") || !strings.Contains(out, "agent rule on the same goals: score") {
+		t.Fatalf("eval output:\n%s", out)
+	}
+	var sum struct {
+		Summary struct{ Episodes int } `json:"summary"`
+		Rule    struct{ Episodes int } `json:"rule"`
+	}
+	b, _ := os.ReadFile(js)
+	if err := json.Unmarshal(b, &sum); err != nil || sum.Summary.Episodes != 8 || sum.Rule.Episodes != 8 {
+		t.Fatalf("eval json %s: %v", b, err)
+	}
+	episodes, clicks := 0, 0
+	err = datasets.ReadEpisodes(roll, func(ep []datasets.Step) error {
+		episodes++
+		for _, s := range ep {
+			if s.Source != datasets.SourceRollout {
+				t.Errorf("source %q", s.Source)
+			}
+			if strings.HasPrefix(s.Action, "click[") && !math.IsNaN(s.Logprob) {
+				clicks++
+				if s.Logprob > 0 || math.IsNaN(s.Value) {
+					t.Errorf("click row logprob %g value %g", s.Logprob, s.Value)
+				}
+			}
+			if strings.HasPrefix(s.Action, "search[") && !math.IsNaN(s.Logprob) {
+				t.Errorf("search row with logprob %g", s.Logprob)
+			}
+		}
+		if !ep[len(ep)-1].Done {
+			t.Errorf("episode %s does not end", ep[0].EpisodeID)
+		}
+		return nil
+	})
+	if err != nil || episodes != 8 || clicks == 0 {
+		t.Fatalf("rollouts: %v, %d episodes, %d scored clicks", err, episodes, clicks)
+	}
+
+	// Clear errors for bad input.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"eval", "--policy", pt, "--data", shop, "--first", "2"}, "not a choice policy"},
+		{[]string{"eval", "--policy", filepath.Join(dir, "nope"), "--data", shop}, "no such file"},
+		{[]string{"train", "il", "--out", filepath.Join(dir, "x")}, "--demos is required"},
+		{[]string{"train", "il", "--demos", demos, "--init", pt, "--out", il, "--steps", "2"}, "--resume"},
+		{[]string{"train", "pretrain", "--data", shop}, "--out is required"},
+	} {
+		if out, err := run(t, "", c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err %v (want %q)\n%s", c.args, err, c.want, out)
+		}
+	}
+}

@@ -1,0 +1,508 @@
+package models
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
+)
+
+// The choice policy: WebShop's BertModelForWebshop.
+//
+// A shared BERT encoder reads the state tokens [B, Ts] and the action tokens; a BiDAF
+// attention between each action's tokens (the "input") and its state's tokens (the
+// "memory") gives, per action token, [a; c; a∘c; a∘q2c] (4H), to which an exact-match
+// feature is appended (1 when the action token's id occurs in the instruction, as in
+// DrQA's reader; see below); that goes through linear (4H+1)->H, ReLU, a masked mean over the
+// action's tokens and linear H->1, plus a learned weight (initially 1) times the fraction
+// of the action's tokens that occur in the instruction: one logit per action. Padded actions get the logit -1e9, so after the log-softmax over a state's
+// actions their probability is exactly 0. A value head on the state's [CLS] (linear H->128,
+// leaky ReLU, linear 128->1) estimates the return, for reinforcement learning.
+//
+// Variable scopes (every variable is "<scope>/<name>"; HF names in brackets):
+//
+//	policy/bert/...                              the encoder, Hugging Face BertModel names
+//	                                             below it (see BertVariableNames, HFName)
+//	policy/choice/attention/input_linear/weight  [H]   BiDAF w·a (HF attn.input_linear.weight)
+//	policy/choice/attention/memory_linear/weight [H]   BiDAF w·s (attn.memory_linear.weight)
+//	policy/choice/attention/dot_scale            [H]   BiDAF w·(a∘s) (attn.dot_scale)
+//	policy/choice/linear_1/{weight [H,4H+1], bias [H]} (linear_1, plus the exact-match column)
+//	policy/choice/linear_2/{weight [1,H], bias [1]}    (linear_2)
+//	policy/choice/match/weight [1]                     weight of the exact-match fraction
+//	policy/value/linear_1/{weight [128,H], bias [128]}
+//	policy/value/linear_2/{weight [1,128], bias [1]}
+//	policy/cls/predictions/...                   the masked-LM head of pretraining (MLMHead)
+//
+// Dense weights are stored [out, in] like PyTorch's nn.Linear (see bert.go), so the names
+// and tensors map 1:1 onto WebShop's PyTorch model. Two small differences from WebShop's
+// code: the state->action (q2c) attention ignores the action's padding tokens (WebShop
+// softmaxes over them too); dot_scale starts at the constant 1/sqrt(H) (WebShop draws it
+// uniformly in [1/sqrt(H), 1)); and the exact-match feature, the last input column of
+// linear_1. Measured on the built-in shop with the tiny preset (docs/TRAINING.md): without
+// it, after 4 epochs of imitation the policy chose the demonstrated option value 18% of
+// the time (it had not learnt to match option words with the instruction); the feature is
+// computed in the graph from the token ids, so an exported model needs no extra input.
+
+// PolicyScope is the root scope of all policy variables.
+const PolicyScope = "policy"
+
+// EncoderScope is the scope of the shared BERT encoder, relative to the context root.
+const EncoderScope = PolicyScope + "/bert"
+
+// ValueHidden is the width of the value head's hidden layer.
+const ValueHidden = 128
+
+// choiceMaskLogit is the logit of padded actions.
+const choiceMaskLogit = -1e9
+
+// PolicyConfig sizes a policy model. It is stored in every checkpoint.
+type PolicyConfig struct {
+	// Preset is the name of the encoder preset the configuration started from ("tiny",
+	// "small", "base"), for provenance.
+	Preset string `json:"preset"`
+	// Bert sizes the encoder; its VocabSize is the tokenizer's.
+	Bert BertConfig `json:"bert"`
+	// MaxStateLen is the longest state in tokens ([CLS] and [SEP] included); longer
+	// states are truncated from the left.
+	MaxStateLen int `json:"max_state_len"`
+	// MaxActionLen is the longest action in tokens; longer ones are truncated from the
+	// right.
+	MaxActionLen int `json:"max_action_len"`
+	// ObsMode is the observation mode ("text_rich" or "text") of the states the policy
+	// was trained on; agents run the shop in that mode. Empty for a pretrained encoder.
+	ObsMode string `json:"obs_mode,omitempty"`
+}
+
+// DefaultMaxStateLen and DefaultMaxActionLen are the default token limits (WebShop's
+// choice model uses 512 for states).
+const (
+	DefaultMaxStateLen  = 512
+	DefaultMaxActionLen = 32
+)
+
+// NewPolicyConfig returns the configuration of a policy over a preset encoder with a
+// vocabulary of vocabSize tokens. maxState and maxAction <= 0 take the defaults; both are
+// capped by the encoder's positions.
+func NewPolicyConfig(preset string, vocabSize, maxState, maxAction int) (PolicyConfig, error) {
+	bert, err := Preset(preset)
+	if err != nil {
+		return PolicyConfig{}, err
+	}
+	if vocabSize > 0 {
+		bert.VocabSize = vocabSize
+	}
+	if maxState <= 0 {
+		maxState = DefaultMaxStateLen
+	}
+	if maxAction <= 0 {
+		maxAction = DefaultMaxActionLen
+	}
+	cfg := PolicyConfig{
+		Preset: strings.ToLower(strings.TrimSpace(preset)), Bert: bert,
+		MaxStateLen: min(maxState, bert.MaxPositions), MaxActionLen: min(maxAction, bert.MaxPositions),
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate reports whether the configuration describes a buildable policy.
+func (cfg PolicyConfig) Validate() error {
+	if err := cfg.Bert.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case cfg.MaxStateLen < 8 || cfg.MaxStateLen > cfg.Bert.MaxPositions:
+		return fmt.Errorf("models: policy max state length %d not in [8, %d]", cfg.MaxStateLen, cfg.Bert.MaxPositions)
+	case cfg.MaxActionLen < 4 || cfg.MaxActionLen > cfg.Bert.MaxPositions:
+		return fmt.Errorf("models: policy max action length %d not in [4, %d]", cfg.MaxActionLen, cfg.Bert.MaxPositions)
+	}
+	return nil
+}
+
+// PolicyInputs are the graph inputs of the policy (see PolicyBatch for their meaning):
+// StateIDs, StateMask, StateTypes [B, Ts]; ActionIDs, ActionMask [U, Ta]; ActionIndex
+// [B, A] (int32); ActionValid [B, A] (float32).
+type PolicyInputs struct {
+	StateIDs, StateMask, StateTypes, ActionIDs, ActionMask, ActionIndex, ActionValid *graph.Node
+}
+
+// NumPolicyInputs is the number of PolicyInputs tensors.
+const NumPolicyInputs = 7
+
+// PolicyInputsFrom wraps the first NumPolicyInputs graph inputs, in PolicyInputs order.
+func PolicyInputsFrom(in []*graph.Node) PolicyInputs {
+	return PolicyInputs{StateIDs: in[0], StateMask: in[1], StateTypes: in[2], ActionIDs: in[3],
+		ActionMask: in[4], ActionIndex: in[5], ActionValid: in[6]}
+}
+
+// Tensors returns the batch as graph inputs in PolicyInputs order.
+func (pb *PolicyBatch) Tensors() []*tensors.Tensor {
+	return []*tensors.Tensor{
+		tensors.FromFlatDataAndDimensions(pb.StateIDs, pb.B, pb.Ts),
+		tensors.FromFlatDataAndDimensions(pb.StateMask, pb.B, pb.Ts),
+		tensors.FromFlatDataAndDimensions(pb.StateTypes, pb.B, pb.Ts),
+		tensors.FromFlatDataAndDimensions(pb.ActionIDs, pb.U, pb.Ta),
+		tensors.FromFlatDataAndDimensions(pb.ActionMask, pb.U, pb.Ta),
+		tensors.FromFlatDataAndDimensions(pb.ActionIndex, pb.B, pb.A),
+		tensors.FromFlatDataAndDimensions(pb.ActionValid, pb.B, pb.A),
+	}
+}
+
+// PolicyGraph builds the policy's forward pass and returns the action logits [B, A]
+// (padded slots -1e9) and the state values [B]. Variables are created or reused under
+// ctx's "policy" scope (see the file comment); train enables dropout.
+func PolicyGraph(ctx *context.Context, cfg PolicyConfig, in PolicyInputs, train bool) (logits, value *graph.Node) {
+	ctx = ctx.Checked(false)
+	pctx := ctx.In(PolicyScope)
+	h := cfg.Bert.Hidden
+	g := in.StateIDs.Graph()
+	stateH := BertEncodeWithTypes(pctx.In("bert"), cfg.Bert, in.StateIDs, in.StateTypes, in.StateMask, train) // [B, Ts, H]
+	uniqH := BertEncode(pctx.In("bert"), cfg.Bert, in.ActionIDs, in.ActionMask, train)                        // [U, Ta, H]
+
+	// Each action slot's token states and mask: [B, A, Ta, H], [B, A, Ta].
+	idx := graph.InsertAxes(in.ActionIndex, -1)
+	actH := graph.Gather(uniqH, idx)
+	actMask := graph.Gather(graph.ConvertDType(in.ActionMask, dtypes.Float32), idx)
+	stateMask := graph.ConvertDType(in.StateMask, dtypes.Float32)
+
+	out := biAttention(pctx.In("choice").In("attention"), actH, actMask, stateH, stateMask) // [B, A, Ta, 4H]
+	insMask := graph.Mul(stateMask, graph.ConvertDType(graph.Equal(in.StateTypes,
+		graph.ScalarOne(g, in.StateTypes.DType())), dtypes.Float32)) // the instruction's tokens
+	em := exactMatch(graph.Gather(in.ActionIDs, idx), actMask, in.StateIDs, insMask) // [B, A, Ta, 1]
+	out = graph.Concatenate([]*graph.Node{out, em}, -1)
+	cctx := pctx.In("choice")
+	hid := graph.Max(hfDense(cctx.In("linear_1"), out, 4*h+1, h), graph.ScalarZero(g, dtypes.Float32))
+	// Masked mean over the action's tokens.
+	m := graph.InsertAxes(actMask, -1)
+	sum := graph.ReduceSum(graph.Mul(hid, m), 2)                                          // [B, A, H]
+	count := graph.Max(graph.ReduceSum(actMask, 2), graph.Scalar(g, dtypes.Float32, 1.0)) // [B, A]
+	pooled := graph.Div(sum, graph.InsertAxes(count, -1))
+	logits = graph.Reshape(hfDense(cctx.In("linear_2"), pooled, h, 1), pooled.Shape().Dimensions[0], pooled.Shape().Dimensions[1])
+	// Direct exact-match pathway: a learned weight (initially 1) times the fraction of the
+	// action's tokens that occur in the instruction.
+	matchFrac := graph.Div(graph.ReduceSum(graph.Reshape(em, em.Shape().Dimensions[:3]...), 2), count) // [B, A]
+	mw := cctx.In("match").WithInitializer(initializers.One).
+		VariableWithShape("weight", shapes.Make(dtypes.Float32, 1)).ValueGraph(g)
+	logits = graph.Add(logits, graph.Mul(matchFrac, graph.Reshape(mw, 1, 1)))
+	valid := graph.GreaterThan(in.ActionValid, graph.ScalarZero(g, in.ActionValid.DType()))
+	logits = graph.Where(valid, logits, graph.Scalar(g, dtypes.Float32, choiceMaskLogit))
+
+	value = ValueHead(pctx.In("value"), cfg, stateH)
+	return logits, value
+}
+
+// ValueHead is the value head on the state's [CLS] hidden state: linear H->128, leaky ReLU
+// (slope 0.01), linear 128->1. It returns [B].
+func ValueHead(ctx *context.Context, cfg PolicyConfig, stateH *graph.Node) *graph.Node {
+	cls := TokenAt(stateH, 0)
+	x := hfDense(ctx.In("linear_1"), cls, cfg.Bert.Hidden, ValueHidden)
+	x = graph.Max(x, graph.MulScalar(x, 0.01))
+	x = hfDense(ctx.In("linear_2"), x, ValueHidden, 1)
+	return graph.Reshape(x, x.Shape().Dimensions[0])
+}
+
+// biAttention is WebShop's BiAttention between action tokens act [B, A, Ta, H] (mask
+// [B, A, Ta]) and state tokens st [B, Ts, H] (mask [B, Ts]), returning
+// [a; c; a∘c; q2c∘c] per action token: [B, A, Ta, 4H].
+func biAttention(ctx *context.Context, act, actMask, st, stMask *graph.Node) *graph.Node {
+	g := act.Graph()
+	h := act.Shape().Dimensions[3]
+	normal := initializers.RandomNormalFn(ctx, BertInitStddev)
+	f32 := func(dims ...int) shapes.Shape { return shapes.Make(dtypes.Float32, dims...) }
+	wIn := ctx.In("input_linear").WithInitializer(normal).VariableWithShape("weight", f32(h)).ValueGraph(g)
+	wMem := ctx.In("memory_linear").WithInitializer(normal).VariableWithShape("weight", f32(h)).ValueGraph(g)
+	scale := ctx.WithInitializer(func(g *graph.Graph, s shapes.Shape) *graph.Node {
+		return graph.BroadcastToDims(graph.Scalar(g, dtypes.Float32, 1/math.Sqrt(float64(h))), s.Dimensions...)
+	}).VariableWithShape("dot_scale", f32(h)).ValueGraph(g)
+
+	inDot := graph.DotGeneral(act, []int{3}, nil, wIn, []int{0}, nil)  // [B, A, Ta]
+	memDot := graph.DotGeneral(st, []int{2}, nil, wMem, []int{0}, nil) // [B, Ts]
+	scaled := graph.Mul(act, graph.Reshape(scale, 1, 1, 1, h))
+	cross := graph.DotGeneral(scaled, []int{3}, []int{0}, st, []int{2}, []int{0}) // [B, A, Ta, Ts]
+	b, a, ta := act.Shape().Dimensions[0], act.Shape().Dimensions[1], act.Shape().Dimensions[2]
+	ts := st.Shape().Dimensions[1]
+	memBias := graph.MulScalar(graph.OneMinus(stMask), choiceMaskLogit) // [B, Ts]
+	att := graph.Add(cross, graph.Reshape(inDot, b, a, ta, 1))
+	att = graph.Add(att, graph.Reshape(graph.Add(memDot, memBias), b, 1, 1, ts))
+
+	w1 := graph.Softmax(att, -1)                                          // [B, A, Ta, Ts]
+	c := graph.DotGeneral(w1, []int{3}, []int{0}, st, []int{1}, []int{0}) // [B, A, Ta, H]
+	// State->action attention over the action's real tokens.
+	best := graph.ReduceMax(att, -1) // [B, A, Ta]
+	best = graph.Add(best, graph.MulScalar(graph.OneMinus(actMask), choiceMaskLogit))
+	w2 := graph.Softmax(best, -1)
+	q2c := graph.DotGeneral(w2, []int{2}, []int{0, 1}, act, []int{2}, []int{0, 1}) // [B, A, H]
+	q2c = graph.Reshape(q2c, b, a, 1, h)
+	return graph.Concatenate([]*graph.Node{act, c, graph.Mul(act, c), graph.Mul(q2c, c)}, -1)
+}
+
+// exactMatch is the exact-match feature of each action token: 1 when the token id occurs
+// among the state tokens selected by stateMask (the instruction's), else 0 (and 0 for
+// padding), as [B, A, Ta, 1]. actIDs is [B, A, Ta], stateIDs [B, Ts]; the masks are
+// float32.
+func exactMatch(actIDs, actMask, stateIDs, stateMask *graph.Node) *graph.Node {
+	d := actIDs.Shape().Dimensions
+	b, a, ta := d[0], d[1], d[2]
+	ts := stateIDs.Shape().Dimensions[1]
+	sIDs := stateIDs
+	if sIDs.DType() != actIDs.DType() {
+		sIDs = graph.ConvertDType(sIDs, actIDs.DType())
+	}
+	eq := graph.Equal(graph.Reshape(actIDs, b, a, ta, 1), graph.Reshape(sIDs, b, 1, 1, ts))
+	m := graph.Mul(graph.ConvertDType(eq, dtypes.Float32), graph.Reshape(stateMask, b, 1, 1, ts))
+	em := graph.Mul(graph.ReduceMax(m, -1), actMask)
+	return graph.StopGradient(graph.Reshape(em, b, a, ta, 1))
+}
+
+// hfDense is an nn.Linear with HF layout: weight [out, in] (normal 0.02), bias [out]
+// (zeros), applied over x's last axis.
+func hfDense(ctx *context.Context, x *graph.Node, in, out int) *graph.Node {
+	g := x.Graph()
+	w := ctx.WithInitializer(initializers.RandomNormalFn(ctx, BertInitStddev)).
+		VariableWithShape("weight", shapes.Make(dtypes.Float32, out, in)).ValueGraph(g)
+	b := ctx.WithInitializer(initializers.Zero).
+		VariableWithShape("bias", shapes.Make(dtypes.Float32, out)).ValueGraph(g)
+	y := graph.DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
+	dims := make([]int, y.Rank())
+	for i := range dims {
+		dims[i] = 1
+	}
+	dims[len(dims)-1] = out
+	return graph.Add(y, graph.Reshape(b, dims...))
+}
+
+// hfLayerNorm normalises over the last axis with BERT's epsilon: weight (ones), bias (zeros).
+func hfLayerNorm(ctx *context.Context, x *graph.Node, h int) *graph.Node {
+	g := x.Graph()
+	gamma := ctx.WithInitializer(initializers.One).VariableWithShape("weight", shapes.Make(dtypes.Float32, h)).ValueGraph(g)
+	beta := ctx.WithInitializer(initializers.Zero).VariableWithShape("bias", shapes.Make(dtypes.Float32, h)).ValueGraph(g)
+	mean := graph.ReduceAndKeep(x, graph.ReduceMean, -1)
+	centered := graph.Sub(x, mean)
+	variance := graph.ReduceAndKeep(graph.Square(centered), graph.ReduceMean, -1)
+	normed := graph.Div(centered, graph.Sqrt(graph.AddScalar(variance, BertLayerNormEpsilon)))
+	dims := make([]int, x.Rank())
+	for i := range dims {
+		dims[i] = 1
+	}
+	dims[len(dims)-1] = h
+	return graph.Add(graph.Mul(normed, graph.Reshape(gamma, dims...)), graph.Reshape(beta, dims...))
+}
+
+// ChoiceLogProbs returns the log-softmax of logits [B, A] over each row (padded slots,
+// at -1e9, get log-probability about -1e9, probability 0).
+func ChoiceLogProbs(logits *graph.Node) *graph.Node {
+	maxL := graph.StopGradient(graph.ReduceAndKeep(logits, graph.ReduceMax, -1))
+	shifted := graph.Sub(logits, maxL)
+	lse := graph.Log(graph.ReduceAndKeep(graph.Exp(shifted), graph.ReduceSum, -1))
+	return graph.Sub(shifted, lse)
+}
+
+// MLMHead is BERT's masked-LM head (HF BertForPreTraining's cls.predictions) on hidden
+// states [N, H] of the masked positions: dense H->H, exact GELU, LayerNorm, then a decoder
+// tied to the word embeddings (scope wordEmbScope, variable "weight" [V, H]) plus a bias [V].
+// Variables: <ctx>/cls/predictions/transform/dense/{weight,bias},
+// <ctx>/cls/predictions/transform/LayerNorm/{weight,bias}, <ctx>/cls/predictions/bias.
+// It returns the logits [N, V].
+func MLMHead(ctx *context.Context, cfg BertConfig, wordEmb, hidden *graph.Node) *graph.Node {
+	ctx = ctx.Checked(false).In("cls").In("predictions")
+	g := hidden.Graph()
+	x := hfDense(ctx.In("transform").In("dense"), hidden, cfg.Hidden, cfg.Hidden)
+	x = graph.Mul(x, graph.MulScalar(graph.OnePlus(graph.Erf(graph.MulScalar(x, 1/math.Sqrt2))), 0.5))
+	x = hfLayerNorm(ctx.In("transform").In("LayerNorm"), x, cfg.Hidden)
+	bias := ctx.WithInitializer(initializers.Zero).
+		VariableWithShape("bias", shapes.Make(dtypes.Float32, cfg.VocabSize)).ValueGraph(g)
+	logits := graph.DotGeneral(x, []int{1}, nil, wordEmb, []int{1}, nil) // [N, V]
+	return graph.Add(logits, graph.InsertAxes(bias, 0))
+}
+
+// WordEmbeddings returns the encoder's word embedding table [V, H] in graph g, creating the
+// variable if needed (under ctx's encoder scope "policy/bert").
+func WordEmbeddings(ctx *context.Context, cfg BertConfig, g *graph.Graph) *graph.Node {
+	c := ctx.Checked(false).In(PolicyScope).In("bert").In("embeddings").In("word_embeddings")
+	return c.WithInitializer(initializers.RandomNormalFn(c, BertInitStddev)).
+		VariableWithShape("weight", shapes.Make(dtypes.Float32, cfg.VocabSize, cfg.Hidden)).ValueGraph(g)
+}
+
+// Policy runs a trained choice policy for inference: it scores the actions of states with
+// the model's compiled forward pass (one executable per padded shape, cached). It is safe
+// for concurrent use.
+type Policy struct {
+	// Config sizes the model; Tokenizer encodes its inputs.
+	Config    PolicyConfig
+	Tokenizer *Tokenizer
+	// Buckets are the padded shapes used.
+	Buckets BucketSizes
+	// Meta is the checkpoint's meta.
+	Meta CheckpointMeta
+
+	ctx  *context.Context
+	exec *context.Exec
+}
+
+// requiredPolicyVariables lists variable paths a usable policy checkpoint must hold, beyond
+// the encoder's.
+var requiredPolicyVariables = []string{
+	"policy/choice/attention/input_linear/weight", "policy/choice/attention/memory_linear/weight",
+	"policy/choice/attention/dot_scale", "policy/choice/linear_1/weight", "policy/choice/linear_1/bias",
+	"policy/choice/linear_2/weight", "policy/choice/linear_2/bias", "policy/choice/match/weight",
+}
+
+// NewPolicy builds a Policy from a loaded checkpoint on a backend. The checkpoint must hold
+// the encoder and the choice head (a pretraining checkpoint has no choice head: it is an
+// error); a missing value head is initialised randomly (values are then meaningless).
+func NewPolicy(backend backends.Backend, ck *Checkpoint) (*Policy, error) {
+	cfg := ck.Meta.Policy
+	var missing []string
+	for _, v := range BertVariableNames(cfg.Bert) {
+		p := EncoderScope + "/" + strings.ReplaceAll(v.Name, ".", "/")
+		if t, ok := ck.Model[p]; !ok {
+			missing = append(missing, p)
+		} else if !t.Shape().Equal(v.Shape) {
+			return nil, fmt.Errorf("models: checkpoint %s: %s has shape %s, the config wants %s", ck.Dir, p, t.Shape(), v.Shape)
+		}
+	}
+	for _, p := range requiredPolicyVariables {
+		if _, ok := ck.Model[p]; !ok {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("models: checkpoint %s (job %q) is not a choice policy: %d variables missing, e.g. %s", ck.Dir, ck.Meta.Job, len(missing), missing[0])
+	}
+	ctx := context.New()
+	ctx.SetParam(context.ParamInitialSeed, int64(1))
+	if _, err := ck.LoadInto(ctx, PolicyScope+"/"); err != nil {
+		return nil, err
+	}
+	p := &Policy{Config: cfg, Tokenizer: ck.Tokenizer, Buckets: DefaultBuckets(cfg), Meta: ck.Meta, ctx: ctx}
+	exec, err := context.NewExec(backend, ctx, func(ctx *context.Context, in []*graph.Node) []*graph.Node {
+		logits, value := PolicyGraph(ctx, cfg, PolicyInputsFrom(in), false)
+		return []*graph.Node{logits, value}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("models: policy: %w", err)
+	}
+	exec.SetMaxCache(-1)
+	p.exec = exec
+	return p, nil
+}
+
+// LoadPolicy loads a policy checkpoint (a checkpoint directory or a run directory for its
+// latest checkpoint) on a backend.
+func LoadPolicy(backend backends.Backend, path string) (*Policy, error) {
+	ck, err := LoadCheckpoint(path, false)
+	if err != nil {
+		return nil, err
+	}
+	return NewPolicy(backend, ck)
+}
+
+// Close releases the compiled executables.
+func (p *Policy) Close() {
+	if p.exec != nil {
+		p.exec.Finalize()
+	}
+}
+
+// ChoiceScores are the policy's outputs for one state.
+type ChoiceScores struct {
+	// Logits and LogProbs are per action, in the example's order.
+	Logits, LogProbs []float64
+	// Value is the value head's estimate for the state.
+	Value float64
+}
+
+// Best returns the index of the highest-scoring action (the first on ties).
+func (s ChoiceScores) Best() int {
+	best := 0
+	for i, l := range s.Logits {
+		if l > s.Logits[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// Score runs the policy on states. States with more actions than the largest Actions
+// bucket are scored in chunks of actions (the log-softmax is taken over all of them).
+func (p *Policy) Score(examples []ChoiceExample) ([]ChoiceScores, error) {
+	maxA := p.Buckets.Actions[len(p.Buckets.Actions)-1]
+	maxB := p.Buckets.Batch[len(p.Buckets.Batch)-1]
+	type row struct {
+		ex     int // example index
+		offset int // first action of the chunk
+	}
+	var rows []row
+	var enc []EncodedChoice
+	for i, ex := range examples {
+		if len(ex.Actions) == 0 {
+			return nil, fmt.Errorf("models: policy: state %d has no actions", i)
+		}
+		ex.Target = -1
+		e := EncodeChoice(p.Tokenizer, p.Config, ex)
+		for lo := 0; lo < len(e.Actions); lo += maxA {
+			hi := min(lo+maxA, len(e.Actions))
+			rows = append(rows, row{i, lo})
+			enc = append(enc, EncodedChoice{State: e.State, StateTypes: e.StateTypes, Actions: e.Actions[lo:hi], Target: -1})
+		}
+	}
+	out := make([]ChoiceScores, len(examples))
+	for i, ex := range examples {
+		out[i].Logits = make([]float64, len(ex.Actions))
+	}
+	for lo := 0; lo < len(enc); lo += maxB {
+		hi := min(lo+maxB, len(enc))
+		pb, err := NewPolicyBatch(enc[lo:hi], p.Buckets, 0)
+		if err != nil {
+			return nil, err
+		}
+		args := make([]any, 0, NumPolicyInputs)
+		for _, t := range pb.Tensors() {
+			args = append(args, t)
+		}
+		res, err := p.exec.Exec(args...)
+		if err != nil {
+			return nil, fmt.Errorf("models: policy forward: %w", err)
+		}
+		logits := tensors.MustCopyFlatData[float32](res[0])
+		values := tensors.MustCopyFlatData[float32](res[1])
+		for k := lo; k < hi; k++ {
+			r := rows[k]
+			b := k - lo
+			for j := range enc[k].Actions {
+				out[r.ex].Logits[r.offset+j] = float64(logits[b*pb.A+j])
+			}
+			if r.offset == 0 {
+				out[r.ex].Value = float64(values[b])
+			}
+		}
+	}
+	for i := range out {
+		out[i].LogProbs = LogSoftmax(out[i].Logits)
+	}
+	return out, nil
+}
+
+// LogSoftmax returns the log-softmax of xs.
+func LogSoftmax(xs []float64) []float64 {
+	m := math.Inf(-1)
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	var s float64
+	for _, x := range xs {
+		s += math.Exp(x - m)
+	}
+	lse := m + math.Log(s)
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = x - lse
+	}
+	return out
+}

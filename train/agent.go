@@ -1,0 +1,293 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"shopagent/env"
+	"shopagent/models"
+)
+
+// The policy agent: an env.Agent driven by a trained choice policy. It sees only the
+// observation: on the search page it searches with a QueryProposer's query (the k-th search
+// of an episode uses the k-th candidate, cycling); elsewhere the choice model picks one of
+// the page's clickables (greedy or sampled).
+//
+// Safety caps, so a policy that loops still ends its episode (WebShop's environment caps
+// episodes at 100 steps with reward 0; WebShop's IL agent acted within 15 steps):
+//   - after MaxItemActions actions on one product (its page and sub-pages) the agent buys it;
+//   - after MaxSteps actions in the episode it finishes: it buys on a product page, clicks
+//     the best-scoring product on a results page, goes back ("< prev") from a sub-page and
+//     searches from the search page.
+
+// Scorer scores choice examples (models.Policy, or a batching front end to one).
+type Scorer interface {
+	Score(examples []models.ChoiceExample) ([]models.ChoiceScores, error)
+}
+
+// AgentConfig configures a PolicyAgent.
+type AgentConfig struct {
+	// Sample draws actions from the policy's distribution instead of taking the argmax.
+	Sample bool
+	// Seed seeds the sampling.
+	Seed uint64
+	// MaxSteps is the agent's own budget of actions per episode (0: DefaultAgentMaxSteps).
+	MaxSteps int
+	// MaxItemActions caps the actions spent on one product before buying it (0:
+	// DefaultMaxItemActions).
+	MaxItemActions int
+}
+
+// Defaults of AgentConfig.
+const (
+	DefaultAgentMaxSteps  = 15
+	DefaultMaxItemActions = 8
+)
+
+// StepRecord is what the agent knew about one of its actions.
+type StepRecord struct {
+	// LogProb is the policy's log-probability of the action taken (NaN for searches and
+	// for actions the policy did not score).
+	LogProb float64
+	// Value is the value head's estimate of the state (NaN for searches).
+	Value float64
+	// Forced is true when a safety cap chose the action.
+	Forced bool
+}
+
+// PolicyAgent is an env.Agent backed by a choice policy. It is not safe for concurrent
+// use; give each worker its own (they may share the Scorer).
+type PolicyAgent struct {
+	scorer Scorer
+	query  models.QueryProposer
+	cfg    AgentConfig
+	rng    *rand.Rand
+
+	instruction string
+	steps       int
+	searches    int
+	itemActions int
+	records     []StepRecord
+	err         error
+}
+
+// NewPolicyAgent returns an agent over a scorer and a query proposer.
+func NewPolicyAgent(scorer Scorer, query models.QueryProposer, cfg AgentConfig) *PolicyAgent {
+	if cfg.MaxSteps <= 0 {
+		cfg.MaxSteps = DefaultAgentMaxSteps
+	}
+	if cfg.MaxItemActions <= 0 {
+		cfg.MaxItemActions = DefaultMaxItemActions
+	}
+	if query == nil {
+		query = models.KeywordQuery{}
+	}
+	return &PolicyAgent{scorer: scorer, query: query, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6167656e74))}
+}
+
+// Reset starts a new episode (Act also detects a new instruction by itself).
+func (a *PolicyAgent) Reset() {
+	a.instruction, a.steps, a.searches, a.itemActions = "", 0, 0, 0
+	a.records = a.records[:0]
+	a.err = nil
+}
+
+// Records returns the records of the current episode's actions, in order.
+func (a *PolicyAgent) Records() []StepRecord { return a.records }
+
+// Err returns the first scoring error of the episode (the agent then acts by a fallback).
+func (a *PolicyAgent) Err() error { return a.err }
+
+// Act implements env.Agent.
+func (a *PolicyAgent) Act(obs env.Observation) string {
+	if obs.Instruction != a.instruction {
+		a.Reset()
+		a.instruction = obs.Instruction
+	}
+	a.steps++
+	over := a.steps > a.cfg.MaxSteps
+	rec := StepRecord{LogProb: math.NaN(), Value: math.NaN()}
+	defer func() { a.records = append(a.records, rec) }()
+
+	switch obs.Page {
+	case env.PageSearch:
+		qs := a.query.Queries(obs.Instruction)
+		q := qs[a.searches%len(qs)]
+		a.searches++
+		a.itemActions = 0
+		return env.Search(q)
+	case env.PageItem, env.PageDescription, env.PageFeatures, env.PageReviews, env.PageAttributes:
+		a.itemActions++
+		if obs.Page == env.PageItem && (over || a.itemActions > a.cfg.MaxItemActions) {
+			rec.Forced = true
+			return env.Click(env.ClickBuyNow)
+		}
+		if obs.Page != env.PageItem && over {
+			rec.Forced = true
+			return env.Click(env.ClickPrev)
+		}
+	case env.PageResults:
+		a.itemActions = 0
+	}
+	ex, idx := models.ChoiceFromObservation(obs.Text, obs.Clickables)
+	if len(ex.Actions) == 0 {
+		rec.Forced = true
+		return env.Click(env.ClickBackToSearch)
+	}
+	scores, err := a.scorer.Score([]models.ChoiceExample{ex})
+	if err != nil {
+		if a.err == nil {
+			a.err = err
+		}
+		rec.Forced = true
+		return fallbackAction(obs)
+	}
+	s := scores[0]
+	rec.Value = s.Value
+	var pick int
+	switch {
+	case over && obs.Page == env.PageResults:
+		// Budget spent: the best-scoring product.
+		pick = -1
+		for j, ci := range idx {
+			if c := obs.Clickables[ci]; !models.IsNavigationLabel(c) && (pick < 0 || s.Logits[j] > s.Logits[pick]) {
+				pick = j
+			}
+		}
+		rec.Forced = true
+		if pick < 0 {
+			pick = s.Best()
+		}
+	case a.cfg.Sample:
+		pick = sampleIndex(s.LogProbs, a.rng)
+	default:
+		pick = s.Best()
+	}
+	rec.LogProb = s.LogProbs[pick]
+	return env.Click(obs.Clickables[idx[pick]])
+}
+
+// fallbackAction is the action when the policy cannot score: buy on a product page, the
+// first product on a results page, back otherwise.
+func fallbackAction(obs env.Observation) string {
+	switch obs.Page {
+	case env.PageItem:
+		return env.Click(env.ClickBuyNow)
+	case env.PageResults:
+		for _, c := range obs.Clickables {
+			if !models.IsNavigationLabel(c) {
+				return env.Click(c)
+			}
+		}
+		return env.Click(env.ClickBackToSearch)
+	}
+	return env.Click(env.ClickPrev)
+}
+
+// sampleIndex draws an index from log-probabilities.
+func sampleIndex(logp []float64, rng *rand.Rand) int {
+	u := rng.Float64()
+	var c float64
+	for i, lp := range logp {
+		c += math.Exp(lp)
+		if u < c {
+			return i
+		}
+	}
+	return len(logp) - 1
+}
+
+// BatchScorer batches the Score calls of several goroutines (one per evaluation worker)
+// into one forward pass: a call waits up to Window for the calls of other workers, then one
+// batched forward scores them all. With W workers that mostly wait on the model, forwards
+// run at batch size about W, which on CPU gives several times the throughput of batch 1.
+type BatchScorer struct {
+	scorer   Scorer
+	window   time.Duration
+	maxBatch int
+
+	mu      sync.Mutex
+	pending []*scoreRequest
+	timer   *time.Timer
+	running bool
+}
+
+type scoreRequest struct {
+	examples []models.ChoiceExample
+	done     chan struct{}
+	scores   []models.ChoiceScores
+	err      error
+}
+
+// NewBatchScorer returns a batching front end to scorer. maxBatch states trigger a forward
+// at once (0: 32); window is the longest a call waits for others (0: 2 ms).
+func NewBatchScorer(scorer Scorer, maxBatch int, window time.Duration) *BatchScorer {
+	if maxBatch <= 0 {
+		maxBatch = 32
+	}
+	if window <= 0 {
+		window = 2 * time.Millisecond
+	}
+	return &BatchScorer{scorer: scorer, window: window, maxBatch: maxBatch}
+}
+
+// Score implements Scorer.
+func (b *BatchScorer) Score(examples []models.ChoiceExample) ([]models.ChoiceScores, error) {
+	r := &scoreRequest{examples: examples, done: make(chan struct{})}
+	b.mu.Lock()
+	b.pending = append(b.pending, r)
+	n := 0
+	for _, p := range b.pending {
+		n += len(p.examples)
+	}
+	switch {
+	case n >= b.maxBatch:
+		b.flushLocked()
+	case b.timer == nil:
+		b.timer = time.AfterFunc(b.window, func() {
+			b.mu.Lock()
+			b.timer = nil
+			b.flushLocked()
+			b.mu.Unlock()
+		})
+	}
+	b.mu.Unlock()
+	<-r.done
+	return r.scores, r.err
+}
+
+// flushLocked runs the pending requests in a new goroutine; b.mu is held.
+func (b *BatchScorer) flushLocked() {
+	if len(b.pending) == 0 {
+		return
+	}
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	reqs := b.pending
+	b.pending = nil
+	go func() {
+		var all []models.ChoiceExample
+		for _, r := range reqs {
+			all = append(all, r.examples...)
+		}
+		scores, err := b.scorer.Score(all)
+		if err == nil && len(scores) != len(all) {
+			err = fmt.Errorf("train: batch scorer got %d scores for %d states", len(scores), len(all))
+		}
+		off := 0
+		for _, r := range reqs {
+			if err != nil {
+				r.err = err
+			} else {
+				r.scores = scores[off : off+len(r.examples)]
+			}
+			off += len(r.examples)
+			close(r.done)
+		}
+	}()
+}

@@ -1,0 +1,263 @@
+package train
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"shopagent/datasets"
+	"shopagent/models"
+)
+
+// Imitation learning: cross-entropy of the demonstrated action among the available ones, on
+// click steps (searches are the query proposer's business), as WebShop's choice model.
+
+// ILJobName names imitation-learning checkpoints.
+const ILJobName = "il"
+
+// DefaultTrainMaxActions caps the actions of a training state: the demonstrated action is
+// kept with a random sample of the others (WebShop caps long action lists too). The data
+// of the built-in shop has at most 25 actions per page.
+const DefaultTrainMaxActions = 32
+
+// ILData holds the choice examples of a demonstration file.
+type ILData struct {
+	// Examples are the click steps, in file order.
+	Examples []models.ChoiceExample
+	// Episodes is the number of episodes read; Skipped counts click steps that could not
+	// be used (action not among the available ones).
+	Episodes, Skipped int
+	// ObsMode is "text_rich" when the observations are multi-line, else "text".
+	ObsMode string
+}
+
+// ClickablesFromActions turns available actions ("click[x]", "search[...]") into the page's
+// clickables (x), leaving out the search template.
+func ClickablesFromActions(actions []string) []string {
+	out := make([]string, 0, len(actions))
+	for _, a := range actions {
+		if strings.HasPrefix(a, "click[") && strings.HasSuffix(a, "]") {
+			out = append(out, strings.ToLower(a[len("click["):len(a)-1]))
+		}
+	}
+	return out
+}
+
+// LoadILData reads demonstrations (a trajectory file or a directory of them) and returns
+// their click steps as choice examples. Only episodes whose final reward is at least
+// minReward are used (NaN rewards, unknown, are kept); minReward <= 0 keeps all.
+func LoadILData(path string, minReward float64) (*ILData, error) {
+	d := &ILData{}
+	rich, plain := 0, 0
+	err := datasets.ReadDirEpisodes(path, func(ep []datasets.Step) error {
+		if len(ep) == 0 {
+			return nil
+		}
+		if minReward > 0 && ep[0].FinalReward < minReward { // NaN compares false: kept
+			return nil
+		}
+		d.Episodes++
+		for _, s := range ep {
+			if s.ActionIndex < 0 || !strings.HasPrefix(s.Action, "click[") {
+				continue
+			}
+			if strings.Contains(s.Observation, "\n") {
+				rich++
+			} else {
+				plain++
+			}
+			avail := s.AvailableActions
+			if int(s.ActionIndex) >= len(avail) {
+				d.Skipped++
+				continue
+			}
+			chosen := avail[s.ActionIndex]
+			clickables := ClickablesFromActions(avail)
+			ex, idx := models.ChoiceFromObservation(s.Observation, clickables)
+			target := -1
+			want := strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(chosen, "click["), "]"))
+			for j, ci := range idx {
+				if clickables[ci] == want {
+					target = j
+					break
+				}
+			}
+			if target < 0 {
+				d.Skipped++
+				continue
+			}
+			ex.Target = target
+			d.Examples = append(d.Examples, ex)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(d.Examples) == 0 {
+		return nil, fmt.Errorf("%w: %s has no usable click steps", ErrNoData, path)
+	}
+	d.ObsMode = "text"
+	if rich >= plain {
+		d.ObsMode = "text_rich"
+	}
+	return d, nil
+}
+
+// CapActions keeps at most maxActions actions of an example: the target and a random
+// sample of the others, in their original order.
+func CapActions(ex models.EncodedChoice, maxActions int, rng *rand.Rand) models.EncodedChoice {
+	if maxActions <= 0 || len(ex.Actions) <= maxActions {
+		return ex
+	}
+	keep := map[int]bool{}
+	if ex.Target >= 0 {
+		keep[ex.Target] = true
+	}
+	perm := rng.Perm(len(ex.Actions))
+	for _, i := range perm {
+		if len(keep) >= maxActions {
+			break
+		}
+		keep[i] = true
+	}
+	out := models.EncodedChoice{State: ex.State, StateTypes: ex.StateTypes, Target: -1}
+	for i, a := range ex.Actions {
+		if keep[i] {
+			if i == ex.Target {
+				out.Target = len(out.Actions)
+			}
+			out.Actions = append(out.Actions, a)
+		}
+	}
+	return out
+}
+
+// ILJob is the imitation-learning job: batches of click steps grouped by state length (few
+// padded shapes), cross-entropy loss, accuracy metric.
+type ILJob struct {
+	cfg       models.PolicyConfig
+	examples  []models.EncodedChoice
+	batchSize int
+	buckets   models.BucketSizes
+	seed      uint64
+	maxAct    int
+
+	epoch   int64
+	batches [][]int // the current epoch's batches (example indices)
+}
+
+// NewILJob returns an IL job over encoded examples. batchSize states per step; maxActions
+// caps the actions per state (0: DefaultTrainMaxActions).
+func NewILJob(cfg models.PolicyConfig, examples []models.EncodedChoice, batchSize int, maxActions int, seed uint64) (*ILJob, error) {
+	if len(examples) == 0 {
+		return nil, ErrNoData
+	}
+	if batchSize <= 0 {
+		return nil, fmt.Errorf("train: batch size must be positive, got %d", batchSize)
+	}
+	if maxActions <= 0 {
+		maxActions = DefaultTrainMaxActions
+	}
+	b := models.DefaultBuckets(cfg)
+	if maxActions > b.Actions[len(b.Actions)-1] {
+		return nil, fmt.Errorf("train: max actions %d exceeds the largest bucket %d", maxActions, b.Actions[len(b.Actions)-1])
+	}
+	return &ILJob{cfg: cfg, examples: examples, batchSize: batchSize, buckets: b, seed: seed, maxAct: maxActions, epoch: -1}, nil
+}
+
+// Name implements Job.
+func (j *ILJob) Name() string { return ILJobName }
+
+// MetricNames implements Job: the accuracy of the greedy choice on the batch.
+func (j *ILJob) MetricNames() []string { return []string{"accuracy"} }
+
+// BatchesPerEpoch returns the number of steps of one pass over the examples.
+func (j *ILJob) BatchesPerEpoch() int { return (len(j.examples) + j.batchSize - 1) / j.batchSize }
+
+// epochBatches orders one epoch: examples shuffled, grouped in windows of 8 batches sorted
+// by state length bucket then action count (so a batch pads little), cut into batches,
+// batches shuffled.
+func (j *ILJob) epochBatches(epoch int64) [][]int {
+	rng := rand.New(rand.NewPCG(j.seed, uint64(epoch)+0x696c))
+	idx := rng.Perm(len(j.examples))
+	win := 8 * j.batchSize
+	for lo := 0; lo < len(idx); lo += win {
+		hi := min(lo+win, len(idx))
+		w := idx[lo:hi]
+		key := func(i int) [2]int {
+			ex := j.examples[i]
+			return [2]int{models.Bucket(len(ex.State), j.buckets.State), min(len(ex.Actions), j.maxAct)}
+		}
+		sort.SliceStable(w, func(a, b int) bool {
+			ka, kb := key(w[a]), key(w[b])
+			return ka[0] < kb[0] || (ka[0] == kb[0] && ka[1] < kb[1])
+		})
+	}
+	var batches [][]int
+	for lo := 0; lo < len(idx); lo += j.batchSize {
+		batches = append(batches, idx[lo:min(lo+j.batchSize, len(idx))])
+	}
+	rng.Shuffle(len(batches), func(a, b int) { batches[a], batches[b] = batches[b], batches[a] })
+	return batches
+}
+
+// Batch implements Job.
+func (j *ILJob) Batch(step int64) ([]*tensors.Tensor, int, error) {
+	per := int64(j.BatchesPerEpoch())
+	epoch := step / per
+	if epoch != j.epoch {
+		j.batches = j.epochBatches(epoch)
+		j.epoch = epoch
+	}
+	ids := j.batches[step%per]
+	rng := rand.New(rand.NewPCG(j.seed^0x5eed, uint64(step)))
+	exs := make([]models.EncodedChoice, len(ids))
+	for i, id := range ids {
+		exs[i] = CapActions(j.examples[id], j.maxAct, rng)
+	}
+	pb, err := models.NewPolicyBatch(exs, j.buckets, j.batchSize)
+	if err != nil {
+		return nil, 0, err
+	}
+	return PolicyBatchTensors(pb, true), len(ids), nil
+}
+
+// PolicyBatchTensors converts a batch to graph inputs: the models.PolicyInputs tensors
+// and, withTargets, the targets and their validity.
+func PolicyBatchTensors(pb *models.PolicyBatch, withTargets bool) []*tensors.Tensor {
+	ts := pb.Tensors()
+	if withTargets {
+		ts = append(ts, tensors.FromFlatDataAndDimensions(pb.Targets, pb.B),
+			tensors.FromFlatDataAndDimensions(pb.TargetValid, pb.B))
+	}
+	return ts
+}
+
+// Loss implements Job: mean cross-entropy of the targets over the states with a target.
+func (j *ILJob) Loss(ctx *context.Context, inputs []*graph.Node) (*graph.Node, []*graph.Node) {
+	logits, _ := models.PolicyGraph(ctx, j.cfg, models.PolicyInputsFrom(inputs), true)
+	n := models.NumPolicyInputs
+	return ChoiceLoss(logits, inputs[n], inputs[n+1])
+}
+
+// ChoiceLoss is the mean negative log-likelihood of targets [B] (int32) under logits
+// [B, A], over the states whose targetValid [B] is 1, and the accuracy of the argmax.
+func ChoiceLoss(logits, targets, targetValid *graph.Node) (*graph.Node, []*graph.Node) {
+	g := logits.Graph()
+	a := logits.Shape().Dimensions[1]
+	logp := models.ChoiceLogProbs(logits)
+	onehot := graph.OneHot(targets, a, dtypes.Float32)
+	picked := graph.ReduceSum(graph.Mul(logp, onehot), -1) // [B]
+	n := graph.Max(graph.ReduceAllSum(targetValid), graph.ScalarOne(g, dtypes.Float32))
+	loss := graph.Div(graph.Neg(graph.ReduceAllSum(graph.Mul(picked, targetValid))), n)
+	hit := graph.ConvertDType(graph.Equal(graph.ArgMax(logits, -1, dtypes.Int32), targets), dtypes.Float32)
+	acc := graph.Div(graph.ReduceAllSum(graph.Mul(hit, targetValid)), n)
+	return loss, []*graph.Node{acc}
+}

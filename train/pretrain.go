@@ -1,0 +1,337 @@
+package train
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"shopagent/env"
+	"shopagent/models"
+)
+
+// Masked-LM pretraining of the policy's encoder (scope "policy/bert") on shop text, with
+// BERT's recipe: 15% of the non-special tokens are chosen; of those 80% become [MASK], 10% a
+// random token and 10% stay; the loss is the cross-entropy of the original tokens at the
+// chosen positions, through BERT's prediction head (cls.predictions, decoder tied to the
+// word embeddings).
+
+// PretrainJobName names pretraining checkpoints.
+const PretrainJobName = "pretrain"
+
+// MLMProbability is the fraction of tokens chosen for prediction.
+const MLMProbability = 0.15
+
+// ShopCorpus returns the pretraining documents of a shop: one page-like text per product
+// (title, price, option groups and values, bullet points, description, in the layout of
+// the shop's item and features pages) and one per instruction of the given goal splits
+// (never the test split: the agent is evaluated on those goals), plus the fixed strings of
+// WebShop's pages, so that the vocabulary and the encoder see the page chrome.
+func ShopCorpus(shop *env.Shop, splits ...string) ([]string, error) {
+	var docs []string
+	for i := range shop.Catalog.Products {
+		p := &shop.Catalog.Products[i]
+		var b strings.Builder
+		b.WriteString(p.Title + "\nPrice: " + p.PriceText + "\nRating: N.A.\n")
+		for _, g := range p.Options {
+			b.WriteString(g.Name + "\n")
+			for _, v := range g.Values {
+				b.WriteString("  [button] " + v + " [button_]\n")
+			}
+		}
+		for _, bp := range p.BulletPoints {
+			b.WriteString(" " + bp + "\n")
+		}
+		b.WriteString(p.Description + "\n")
+		docs = append(docs, b.String())
+	}
+	for _, s := range splits {
+		if s == "test" {
+			return nil, fmt.Errorf("train: the pretraining corpus must not contain the test split's instructions")
+		}
+		goals, err := shop.SplitGoals(s)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range goals {
+			docs = append(docs, "Instruction:\n"+g.Instruction+"\n")
+		}
+	}
+	docs = append(docs, pageChrome()...)
+	return docs, nil
+}
+
+// pageChrome returns the fixed strings of WebShop's pages in text_rich layout.
+func pageChrome() []string {
+	var out []string
+	for p := 1; p <= 5; p++ {
+		out = append(out, fmt.Sprintf("[button] Back to Search [button_]\nPage %d (Total results: 50)\n[button] < Prev [button_]\n[button] Next > [button_]\n", p))
+	}
+	out = append(out,
+		"WebShop\nInstruction: \n[button] Search [button_]\n",
+		"[button] Back to Search [button_]\n[button] < Prev [button_]\n[button] Description [button_]\n[button] Features [button_]\n[button] Reviews [button_]\n[button] Attributes [button_]\n[button] Buy Now [button_]\n",
+		"You have clicked the option.\n[clicked button] the option [clicked button_]\n",
+		"Thank you for shopping with us!\nYour score (min 0.0, max 1.0)\n",
+		"item - ",
+	)
+	return out
+}
+
+// ReadExtraText reads extra pretraining text: a JSON file holding a list of strings (like
+// WebShop's human_goals.json) or an object whose string keys and values are used (like
+// goal_query_map.json), or a text file with one document per non-empty line.
+func ReadExtraText(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("train: extra text: %w", err)
+	}
+	if strings.EqualFold(filepath.Ext(path), ".json") {
+		var v any
+		if err := json.Unmarshal(data, &v); err != nil {
+			return nil, fmt.Errorf("train: extra text %s: %w", path, err)
+		}
+		var out []string
+		var walk func(x any)
+		walk = func(x any) {
+			switch t := x.(type) {
+			case string:
+				if s := strings.TrimSpace(t); s != "" {
+					out = append(out, s)
+				}
+			case []any:
+				for _, e := range t {
+					walk(e)
+				}
+			case map[string]any:
+				for k, e := range t {
+					walk(k)
+					walk(e)
+				}
+			}
+		}
+		walk(v)
+		if len(out) == 0 {
+			return nil, fmt.Errorf("train: extra text %s holds no strings", path)
+		}
+		return out, nil
+	}
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(string(data)))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		if s := strings.TrimSpace(sc.Text()); s != "" {
+			out = append(out, s)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("train: extra text %s: %w", path, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("train: extra text %s is empty", path)
+	}
+	return out, nil
+}
+
+// BuildCorpusVocab learns a WordPiece vocabulary of about size tokens from documents
+// (models.BuildVocab, minimum pair frequency 2).
+func BuildCorpusVocab(docs []string, size int) (*models.Tokenizer, error) {
+	vocab := models.BuildVocab(func(yield func(string) bool) {
+		for _, d := range docs {
+			if !yield(d) {
+				return
+			}
+		}
+	}, size, 2)
+	return models.NewTokenizer(vocab)
+}
+
+// PackSequences tokenizes documents and packs them into sequences of seqLen tokens:
+// [CLS] tokens [SEP], documents separated by [SEP] and cut where a sequence is full.
+func PackSequences(tok *models.Tokenizer, docs []string, seqLen int) [][]int32 {
+	if seqLen < 8 {
+		seqLen = 8
+	}
+	body := seqLen - 2
+	var seqs [][]int32
+	cur := make([]int32, 0, body)
+	emit := func() {
+		if len(cur) == 0 {
+			return
+		}
+		s := make([]int32, 0, seqLen)
+		s = append(s, tok.CLSID())
+		s = append(s, cur...)
+		s = append(s, tok.SEPID())
+		seqs = append(seqs, s)
+		cur = cur[:0]
+	}
+	for _, d := range docs {
+		ids := tok.Encode(d)
+		for len(ids) > 0 {
+			n := min(body-len(cur), len(ids))
+			cur = append(cur, ids[:n]...)
+			ids = ids[n:]
+			if len(cur) == body {
+				emit()
+			}
+		}
+		if len(cur) > 0 && len(cur) < body {
+			cur = append(cur, tok.SEPID())
+			if len(cur) == body {
+				emit()
+			}
+		}
+	}
+	emit()
+	return seqs
+}
+
+// MLMJob is the masked-LM pretraining job.
+type MLMJob struct {
+	cfg       models.PolicyConfig
+	seqs      [][]int32
+	batchSize int
+	seqLen    int
+	maxPred   int
+	seed      uint64
+	vocab     int
+	special   map[int32]bool
+	maskID    int32
+
+	epoch int64
+	perm  []int
+}
+
+// NewMLMJob returns a pretraining job over packed sequences of at most seqLen tokens.
+func NewMLMJob(cfg models.PolicyConfig, tok *models.Tokenizer, seqs [][]int32, batchSize, seqLen int, seed uint64) (*MLMJob, error) {
+	if len(seqs) == 0 {
+		return nil, fmt.Errorf("%w: empty pretraining corpus", ErrNoData)
+	}
+	if batchSize <= 0 {
+		return nil, fmt.Errorf("train: batch size must be positive, got %d", batchSize)
+	}
+	if seqLen > cfg.Bert.MaxPositions {
+		return nil, fmt.Errorf("train: sequence length %d exceeds the model's %d positions", seqLen, cfg.Bert.MaxPositions)
+	}
+	special := map[int32]bool{}
+	for _, s := range models.SpecialTokens() {
+		if id, ok := tok.ID(s); ok {
+			special[id] = true
+		}
+	}
+	// Room for 15% of the tokens plus a margin for the binomial spread.
+	maxPred := int(float64(seqLen)*MLMProbability*1.5) + 2
+	return &MLMJob{cfg: cfg, seqs: seqs, batchSize: batchSize, seqLen: seqLen, maxPred: maxPred, seed: seed,
+		vocab: tok.VocabSize(), special: special, maskID: tok.MASKID(), epoch: -1}, nil
+}
+
+// Name implements Job.
+func (j *MLMJob) Name() string { return PretrainJobName }
+
+// MetricNames implements Job: the accuracy of the predicted tokens.
+func (j *MLMJob) MetricNames() []string { return []string{"mlm_accuracy"} }
+
+// BatchesPerEpoch returns the number of steps of one pass over the sequences.
+func (j *MLMJob) BatchesPerEpoch() int { return (len(j.seqs) + j.batchSize - 1) / j.batchSize }
+
+// Batch implements Job: ids [B, T], mask [B, T], prediction positions [M, 1] (flat
+// b*T+t), labels [M], label validity [M], with M = B x maxPred.
+func (j *MLMJob) Batch(step int64) ([]*tensors.Tensor, int, error) {
+	per := int64(j.BatchesPerEpoch())
+	epoch := step / per
+	if epoch != j.epoch {
+		j.perm = rand.New(rand.NewPCG(j.seed, uint64(epoch)+0x6d6c6d)).Perm(len(j.seqs))
+		j.epoch = epoch
+	}
+	rng := rand.New(rand.NewPCG(j.seed^0x6d61736b, uint64(step)))
+	B, T, P := j.batchSize, j.seqLen, j.maxPred
+	ids := make([]int32, B*T)
+	mask := make([]int32, B*T)
+	pos := make([]int32, B*P)
+	labels := make([]int32, B*P)
+	valid := make([]float32, B*P)
+	lo := int(step%per) * B
+	n := 0
+	for b := 0; b < B; b++ {
+		k := lo + b
+		if k >= len(j.perm) {
+			k = j.perm[rng.IntN(len(j.perm))] // fill the last batch of an epoch
+		} else {
+			k = j.perm[k]
+		}
+		s := j.seqs[k]
+		n++
+		row := ids[b*T : (b+1)*T]
+		copy(row, s)
+		for t := range s {
+			mask[b*T+t] = 1
+		}
+		var cand []int
+		for t, id := range s {
+			if !j.special[id] {
+				cand = append(cand, t)
+			}
+		}
+		k = 0
+		for _, t := range cand {
+			if k >= P || rng.Float64() >= MLMProbability {
+				continue
+			}
+			pos[b*P+k] = int32(b*T + t)
+			labels[b*P+k] = row[t]
+			valid[b*P+k] = 1
+			k++
+			switch r := rng.Float64(); {
+			case r < 0.8:
+				row[t] = j.maskID
+			case r < 0.9:
+				row[t] = int32(rng.IntN(j.vocab))
+			}
+		}
+		for ; k < P; k++ {
+			pos[b*P+k] = int32(b * T) // the [CLS] position, ignored
+		}
+	}
+	return []*tensors.Tensor{
+		tensors.FromFlatDataAndDimensions(ids, B, T),
+		tensors.FromFlatDataAndDimensions(mask, B, T),
+		tensors.FromFlatDataAndDimensions(pos, B*P, 1),
+		tensors.FromFlatDataAndDimensions(labels, B*P),
+		tensors.FromFlatDataAndDimensions(valid, B*P),
+	}, n, nil
+}
+
+// Loss implements Job.
+func (j *MLMJob) Loss(ctx *context.Context, inputs []*graph.Node) (*graph.Node, []*graph.Node) {
+	return MLMLoss(ctx, j.cfg, inputs, true)
+}
+
+// MLMLoss is the masked-LM loss and accuracy for the inputs of MLMJob.Batch.
+func MLMLoss(ctx *context.Context, cfg models.PolicyConfig, inputs []*graph.Node, train bool) (*graph.Node, []*graph.Node) {
+	ids, mask, pos, labels, valid := inputs[0], inputs[1], inputs[2], inputs[3], inputs[4]
+	g := ids.Graph()
+	hidden := models.BertEncode(ctx.In(models.PolicyScope).In("bert"), cfg.Bert, ids, mask, train) // [B, T, H]
+	b, t := ids.Shape().Dimensions[0], ids.Shape().Dimensions[1]
+	flat := graph.Reshape(hidden, b*t, cfg.Bert.Hidden)
+	picked := graph.Gather(flat, pos) // [M, H]
+	wordEmb := models.WordEmbeddings(ctx, cfg.Bert, g)
+	logits := models.MLMHead(ctx.In(models.PolicyScope), cfg.Bert, wordEmb, picked) // [M, V]
+	maxL := graph.StopGradient(graph.ReduceAndKeep(logits, graph.ReduceMax, -1))
+	shifted := graph.Sub(logits, maxL)
+	lse := graph.Log(graph.ReduceSum(graph.Exp(shifted), -1))
+	onehot := graph.OneHot(labels, cfg.Bert.VocabSize, dtypes.Float32)
+	nll := graph.Sub(lse, graph.ReduceSum(graph.Mul(shifted, onehot), -1))
+	n := graph.Max(graph.ReduceAllSum(valid), graph.ScalarOne(g, dtypes.Float32))
+	loss := graph.Div(graph.ReduceAllSum(graph.Mul(nll, valid)), n)
+	hit := graph.ConvertDType(graph.Equal(graph.ArgMax(logits, -1, dtypes.Int32), labels), dtypes.Float32)
+	acc := graph.Div(graph.ReduceAllSum(graph.Mul(hit, valid)), n)
+	return loss, []*graph.Node{acc}
+}
