@@ -59,6 +59,10 @@ const EncoderScope = PolicyScope + "/bert"
 // ValueHidden is the width of the value head's hidden layer.
 const ValueHidden = 128
 
+// matchScale multiplies the exact-match weight (a reparametrisation: Adam moves a weight by
+// about the learning rate per step, and this logit needs a range of several units).
+const matchScale = 5.0
+
 // choiceMaskLogit is the logit of padded actions.
 const choiceMaskLogit = -1e9
 
@@ -189,7 +193,7 @@ func PolicyGraph(ctx *context.Context, cfg PolicyConfig, in PolicyInputs, train 
 	matchFrac := graph.Div(graph.ReduceSum(graph.Reshape(em, em.Shape().Dimensions[:3]...), 2), count) // [B, A]
 	mw := cctx.In("match").WithInitializer(initializers.One).
 		VariableWithShape("weight", shapes.Make(dtypes.Float32, 1)).ValueGraph(g)
-	logits = graph.Add(logits, graph.Mul(matchFrac, graph.Reshape(mw, 1, 1)))
+	logits = graph.Add(logits, graph.Mul(matchFrac, graph.MulScalar(graph.Reshape(mw, 1, 1), matchScale)))
 	valid := graph.GreaterThan(in.ActionValid, graph.ScalarZero(g, in.ActionValid.DType()))
 	logits = graph.Where(valid, logits, graph.Scalar(g, dtypes.Float32, choiceMaskLogit))
 
