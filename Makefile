@@ -37,16 +37,41 @@ fuzz: deps
 	$(GO) test ./env -run '^$$' -fuzz '^FuzzParseProductJSON$$' -fuzztime $(FUZZ_TIME)
 	$(GO) test ./env -run '^$$' -fuzz '^FuzzTokenSetRatio$$' -fuzztime $(FUZZ_TIME)
 
-# The main job, end to end, on the built-in shop generated on the fly.
+# The main job, end to end, on the built-in shop generated on the fly: shop -> baselines ->
+# expert demonstrations -> masked-LM pretraining -> imitation learning -> evaluation of the
+# learned policy beside the rule agent. About 15 minutes on 2 cores at DEMO_SCALE=1 (see
+# docs/TRAINING.md); DEMO_SCALE also multiplies the training steps.
+DEMO_PRETRAIN_STEPS ?= 100
+DEMO_IL_STEPS       ?= 330
 demo: build
 	@mkdir -p $(DEMO_DIR)
+	@date +%s > $(DEMO_DIR)/.demo-start
 	@echo "== 1. generate the built-in shop ($(DEMO_PRODUCTS) products) -> $(DEMO_DIR)/shop"
 	./$(BIN) env generate --products $(DEMO_PRODUCTS) --seed 1 --out $(DEMO_DIR)/shop
 	@echo "== 2. WebShop's rule agent on the test goals"
 	./$(BIN) eval --agent rule --split test --data $(DEMO_DIR)/shop --json $(DEMO_DIR)/eval-rule.json
 	@echo "== 3. a random walk on the same goals, for scale"
 	./$(BIN) eval --agent random --split test --data $(DEMO_DIR)/shop --json $(DEMO_DIR)/eval-random.json
-	@echo "== artefacts: $(DEMO_DIR)/shop (WebShop-format data), $(DEMO_DIR)/eval-*.json (summaries)"
+	@echo "== 4. expert demonstrations on the train goals (text_rich observations)"
+	./$(BIN) datasets demos --data $(DEMO_DIR)/shop --split train --obs text_rich --read-prob 0 --out $(DEMO_DIR)/demos.parquet
+	@echo "== 5. masked-LM pretraining of the tiny encoder on the shop's text"
+	rm -rf $(DEMO_DIR)/pretrain $(DEMO_DIR)/il
+	./$(BIN) train pretrain --data $(DEMO_DIR)/shop --preset tiny --steps $$(( $(DEMO_PRETRAIN_STEPS) * $(DEMO_SCALE) )) \
+		--batch 32 --lr 1e-3 --out $(DEMO_DIR)/pretrain --no-progress
+	@echo "== 6. imitation learning of the choice policy from the demonstrations"
+	./$(BIN) train il --data $(DEMO_DIR)/shop --demos $(DEMO_DIR)/demos.parquet --init $(DEMO_DIR)/pretrain \
+		--steps $$(( $(DEMO_IL_STEPS) * $(DEMO_SCALE) )) --batch 32 --lr 1e-3 --out $(DEMO_DIR)/il --no-progress
+	@echo "== 7. the learned policy on the test goals, the rule agent beside it"
+	./$(BIN) eval --policy $(DEMO_DIR)/il --split test --data $(DEMO_DIR)/shop \
+		--out $(DEMO_DIR)/rollouts.parquet --json $(DEMO_DIR)/eval-policy.json
+	@echo "== artefacts:"
+	@echo "   $(DEMO_DIR)/shop                  WebShop-format data of the built-in shop"
+	@echo "   $(DEMO_DIR)/demos.parquet         expert demonstrations (trajectory file)"
+	@echo "   $(DEMO_DIR)/pretrain              pretraining run: checkpoints/, metrics.parquet, vocab.txt"
+	@echo "   $(DEMO_DIR)/il                    imitation run: checkpoints/ (the policy), metrics.parquet"
+	@echo "   $(DEMO_DIR)/rollouts.parquet      the policy's test episodes (source rollout)"
+	@echo "   $(DEMO_DIR)/eval-*.json           summaries: rule, random, policy (with the rule agent beside it)"
+	@echo "== demo wall time: $$(( $$(date +%s) - $$(cat $(DEMO_DIR)/.demo-start) )) s"
 
 # Benchmarks: Go benchmarks at 1k products plus the scripted large runs.
 bench: deps

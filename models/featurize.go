@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // Featurization: how an observation and its clickables become the texts the choice model
@@ -252,8 +253,16 @@ type ChoiceExample struct {
 	Instruction string
 	State       string
 	Actions     []string
-	Target      int
+	// Positions holds, per action, the 1-based position of a product among the results
+	// page's products (the search engine's rank on that page), 0 for other actions; nil
+	// means all 0.
+	Positions []int
+	Target    int
 }
+
+// MaxResultPosition is the largest product position the policy distinguishes (WebShop shows
+// 10 products per results page); later positions count as this one.
+const MaxResultPosition = 10
 
 // ChoiceFromObservation builds a ChoiceExample from an observation's text and clickables,
 // leaving out "search" (never a choice). It returns the example and, for each of its
@@ -261,12 +270,20 @@ type ChoiceExample struct {
 func ChoiceFromObservation(obsText string, clickables []string) (ChoiceExample, []int) {
 	texts := ActionTexts(obsText, clickables)
 	ex := ChoiceExample{Instruction: ParseInstruction(obsText), State: StateText(obsText, clickables), Target: -1}
+	results := isResultsPage(obsText)
 	var idx []int
+	rank := 0
 	for i, c := range clickables {
 		if c == "search" {
 			continue
 		}
+		pos := 0
+		if results && !IsNavigationLabel(c) {
+			rank++
+			pos = rank
+		}
 		ex.Actions = append(ex.Actions, texts[i])
+		ex.Positions = append(ex.Positions, pos)
 		idx = append(idx, i)
 	}
 	return ex, idx
@@ -274,12 +291,31 @@ func ChoiceFromObservation(obsText string, clickables []string) (ChoiceExample, 
 
 // EncodedChoice is a ChoiceExample as token ids: the state ([CLS] instruction [SEP] page
 // [SEP]) with its token types (1 for the instruction's tokens, 0 for the others), and each
-// action ([CLS] ... [SEP], right-truncated).
+// action ([CLS] ... [SEP], right-truncated) with, per token, whether it is a content token
+// (a word piece with a letter or a digit, not a special token): only content tokens count
+// in the choice head's exact-match feature.
 type EncodedChoice struct {
-	State      []int32
-	StateTypes []int32
-	Actions    [][]int32
-	Target     int
+	State         []int32
+	StateTypes    []int32
+	Actions       [][]int32
+	ActionContent [][]bool
+	// Positions are the actions' product positions (see ChoiceExample), capped at
+	// MaxResultPosition.
+	Positions []int32
+	Target    int
+}
+
+// isContentToken reports whether a token is a word piece with a letter or a digit.
+func isContentToken(t string) bool {
+	if t == "" || (strings.HasPrefix(t, "[") && strings.HasSuffix(t, "]")) {
+		return false
+	}
+	for _, r := range t {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			return true
+		}
+	}
+	return false
 }
 
 // EncodeChoice tokenizes a ChoiceExample with the limits of cfg: the instruction keeps its
@@ -307,8 +343,21 @@ func EncodeChoice(tok *Tokenizer, cfg PolicyConfig, ex ChoiceExample) EncodedCho
 	}
 	enc := EncodedChoice{State: ids, StateTypes: types, Target: ex.Target}
 	enc.Actions = make([][]int32, len(ex.Actions))
+	enc.ActionContent = make([][]bool, len(ex.Actions))
+	enc.Positions = make([]int32, len(ex.Actions))
+	for i := range enc.Positions {
+		if i < len(ex.Positions) {
+			enc.Positions[i] = int32(min(max(ex.Positions[i], 0), MaxResultPosition))
+		}
+	}
 	for i, a := range ex.Actions {
-		enc.Actions[i] = tok.EncodeAction(a, cfg.MaxActionLen)
+		ids := tok.EncodeAction(a, cfg.MaxActionLen)
+		enc.Actions[i] = ids
+		content := make([]bool, len(ids))
+		for k, id := range ids {
+			content[k] = isContentToken(tok.Token(id))
+		}
+		enc.ActionContent[i] = content
 	}
 	return enc
 }
@@ -376,12 +425,15 @@ type PolicyBatch struct {
 	// StateIDs [B, Ts], StateMask [B, Ts] (1 for real tokens) and StateTypes [B, Ts] (1 for
 	// the instruction's tokens).
 	StateIDs, StateMask, StateTypes []int32
-	// ActionIDs [U, Ta] and ActionMask [U, Ta].
+	// ActionIDs [U, Ta] and ActionMask [U, Ta]: 0 for padding, 1 for a real token, 2 for a
+	// real content token (see EncodedChoice); non-zero marks real tokens for the encoder.
 	ActionIDs, ActionMask []int32
 	// ActionIndex [B, A]: the row of ActionIDs of each action slot (0 for padding slots).
 	ActionIndex []int32
 	// ActionValid [B, A]: 1 for real action slots, 0 for padding.
 	ActionValid []float32
+	// ActionPos [B, A]: each action's product position (0 for other actions and padding).
+	ActionPos []int32
 	// Targets [B]: the chosen action of each state (0 for padding states or unknown).
 	Targets []int32
 	// TargetValid [B]: 1 for states with a known target, 0 otherwise.
@@ -413,6 +465,7 @@ func NewPolicyBatch(examples []EncodedChoice, b BucketSizes, batchSize int) (*Po
 	// Distinct actions, keyed by their token ids.
 	uniq := map[string]int32{}
 	var rows [][]int32
+	var rowContent [][]bool
 	key := func(ids []int32) string {
 		var sb strings.Builder
 		for _, id := range ids {
@@ -441,6 +494,11 @@ func NewPolicyBatch(examples []EncodedChoice, b BucketSizes, batchSize int) (*Po
 				r = int32(len(rows))
 				uniq[k] = r
 				rows = append(rows, a)
+				var content []bool
+				if j < len(ex.ActionContent) {
+					content = ex.ActionContent[j]
+				}
+				rowContent = append(rowContent, content)
 				maxTa = max(maxTa, len(a))
 			}
 			slot[i][j] = r
@@ -461,6 +519,7 @@ func NewPolicyBatch(examples []EncodedChoice, b BucketSizes, batchSize int) (*Po
 	pb.ActionMask = make([]int32, pb.U*pb.Ta)
 	pb.ActionIndex = make([]int32, pb.B*pb.A)
 	pb.ActionValid = make([]float32, pb.B*pb.A)
+	pb.ActionPos = make([]int32, pb.B*pb.A)
 	pb.Targets = make([]int32, pb.B)
 	pb.TargetValid = make([]float32, pb.B)
 	for i, ex := range examples {
@@ -485,6 +544,9 @@ func NewPolicyBatch(examples []EncodedChoice, b BucketSizes, batchSize int) (*Po
 		for j := range ex.Actions {
 			pb.ActionIndex[i*pb.A+j] = slot[i][j]
 			pb.ActionValid[i*pb.A+j] = 1
+			if j < len(ex.Positions) {
+				pb.ActionPos[i*pb.A+j] = min(max(ex.Positions[j], 0), MaxResultPosition)
+			}
 		}
 		if ex.Target >= 0 {
 			pb.Targets[i] = int32(ex.Target)
@@ -498,6 +560,9 @@ func NewPolicyBatch(examples []EncodedChoice, b BucketSizes, batchSize int) (*Po
 		copy(pb.ActionIDs[r*pb.Ta:], a)
 		for t := range a {
 			pb.ActionMask[r*pb.Ta+t] = 1
+			if t < len(rowContent[r]) && rowContent[r][t] {
+				pb.ActionMask[r*pb.Ta+t] = 2
+			}
 		}
 	}
 	return pb, nil

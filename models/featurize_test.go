@@ -90,6 +90,23 @@ func TestEncodeChoiceSegments(t *testing.T) {
 	if len(enc.Actions[1]) != cfg.MaxActionLen {
 		t.Fatalf("action not truncated: %d", len(enc.Actions[1]))
 	}
+	// Content flags: [CLS] red [SEP] -> false true false; they become mask value 2.
+	if c := enc.ActionContent[0]; len(c) != 3 || c[0] || !c[1] || c[2] {
+		t.Fatalf("content flags %v", c)
+	}
+	pb, err := NewPolicyBatch([]EncodedChoice{enc}, DefaultBuckets(cfg), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := pb.ActionMask[:4]; m[0] != 1 || m[1] != 2 || m[2] != 1 || m[3] != 0 {
+		t.Fatalf("action mask %v", m)
+	}
+	punct := EncodeChoice(tok, cfg, ChoiceExample{Actions: []string{"- $ ."}})
+	for _, c := range punct.ActionContent[0] {
+		if c {
+			t.Fatalf("punctuation counted as content: %v", punct.ActionContent[0])
+		}
+	}
 	long := ChoiceExample{Instruction: strings.Repeat("red ", 100), State: "blue", Actions: []string{"x"}}
 	if e := EncodeChoice(tok, cfg, long); len(e.State) > 32 || e.StateTypes[16] != 1 || e.StateTypes[17] != 0 {
 		t.Fatalf("long instruction: %v %v", e.State, e.StateTypes)
@@ -101,9 +118,18 @@ func TestChoiceFromObservationSkipsSearch(t *testing.T) {
 	if len(ex.Actions) != 0 || len(idx) != 0 || ex.Target != -1 {
 		t.Fatalf("search page: %+v %v", ex, idx)
 	}
-	ex, idx = ChoiceFromObservation(richResults, []string{"back to search", "< prev", "next >", "b0aaaaaaa1"})
-	if len(ex.Actions) != 4 || !slices.Equal(idx, []int{0, 1, 2, 3}) || !strings.HasPrefix(ex.Actions[3], ItemActionPrefix) {
+	ex, idx = ChoiceFromObservation(richResults, []string{"back to search", "< prev", "next >", "b0aaaaaaa1", "b0aaaaaaa2"})
+	if len(ex.Actions) != 5 || !slices.Equal(idx, []int{0, 1, 2, 3, 4}) || !strings.HasPrefix(ex.Actions[3], ItemActionPrefix) {
 		t.Fatalf("results: %+v %v", ex, idx)
+	}
+	if !slices.Equal(ex.Positions, []int{0, 0, 0, 1, 2}) || ex.Instruction != "i want red shoes, and price lower than 40.00 dollars" {
+		t.Fatalf("positions %v, instruction %q", ex.Positions, ex.Instruction)
+	}
+	// Selected option values read as the page renders them.
+	item := "Instruction:\nx\nsize\n  [clicked button] 8 ounce [clicked button_]\n  [button] 12 ounce [button_]\n[button] Buy Now [button_]\n"
+	ex, _ = ChoiceFromObservation(item, []string{"buy now", "8 ounce", "12 ounce"})
+	if !slices.Equal(ex.Actions, []string{"buy now", "[clicked button] 8 ounce [clicked button_]", "12 ounce"}) || !slices.Equal(ex.Positions, []int{0, 0, 0}) {
+		t.Fatalf("item: %q %v", ex.Actions, ex.Positions)
 	}
 }
 

@@ -19,10 +19,11 @@ import (
 // A shared BERT encoder reads the state tokens [B, Ts] and the action tokens; a BiDAF
 // attention between each action's tokens (the "input") and its state's tokens (the
 // "memory") gives, per action token, [a; c; a∘c; a∘q2c] (4H), to which an exact-match
-// feature is appended (1 when the action token's id occurs in the instruction, as in
-// DrQA's reader; see below); that goes through linear (4H+1)->H, ReLU, a masked mean over the
-// action's tokens and linear H->1, plus a learned weight (initially 1) times the fraction
-// of the action's tokens that occur in the instruction: one logit per action. Padded actions get the logit -1e9, so after the log-softmax over a state's
+// feature is appended (1 when the action token, a content word piece, occurs in the
+// instruction, as in DrQA's reader; see below); that goes through linear (4H+1)->H, ReLU,
+// a masked mean over the action's tokens and linear H->1, plus a learned weight (initially
+// 5) times the fraction of the action's content tokens that occur in the instruction, plus
+// a learned bias for the product's position on a results page: one logit per action. Padded actions get the logit -1e9, so after the log-softmax over a state's
 // actions their probability is exactly 0. A value head on the state's [CLS] (linear H->128,
 // leaky ReLU, linear 128->1) estimates the return, for reinforcement learning.
 //
@@ -36,6 +37,7 @@ import (
 //	policy/choice/linear_1/{weight [H,4H+1], bias [H]} (linear_1, plus the exact-match column)
 //	policy/choice/linear_2/{weight [1,H], bias [1]}    (linear_2)
 //	policy/choice/match/weight [1]                     weight of the exact-match fraction
+//	policy/choice/position/bias [11]                   bias per product position (0: not a product)
 //	policy/value/linear_1/{weight [128,H], bias [128]}
 //	policy/value/linear_2/{weight [1,128], bias [1]}
 //	policy/cls/predictions/...                   the masked-LM head of pretraining (MLMHead)
@@ -131,18 +133,18 @@ func (cfg PolicyConfig) Validate() error {
 
 // PolicyInputs are the graph inputs of the policy (see PolicyBatch for their meaning):
 // StateIDs, StateMask, StateTypes [B, Ts]; ActionIDs, ActionMask [U, Ta]; ActionIndex
-// [B, A] (int32); ActionValid [B, A] (float32).
+// [B, A] (int32); ActionValid [B, A] (float32); ActionPos [B, A] (int32).
 type PolicyInputs struct {
-	StateIDs, StateMask, StateTypes, ActionIDs, ActionMask, ActionIndex, ActionValid *graph.Node
+	StateIDs, StateMask, StateTypes, ActionIDs, ActionMask, ActionIndex, ActionValid, ActionPos *graph.Node
 }
 
 // NumPolicyInputs is the number of PolicyInputs tensors.
-const NumPolicyInputs = 7
+const NumPolicyInputs = 8
 
 // PolicyInputsFrom wraps the first NumPolicyInputs graph inputs, in PolicyInputs order.
 func PolicyInputsFrom(in []*graph.Node) PolicyInputs {
 	return PolicyInputs{StateIDs: in[0], StateMask: in[1], StateTypes: in[2], ActionIDs: in[3],
-		ActionMask: in[4], ActionIndex: in[5], ActionValid: in[6]}
+		ActionMask: in[4], ActionIndex: in[5], ActionValid: in[6], ActionPos: in[7]}
 }
 
 // Tensors returns the batch as graph inputs in PolicyInputs order.
@@ -155,6 +157,7 @@ func (pb *PolicyBatch) Tensors() []*tensors.Tensor {
 		tensors.FromFlatDataAndDimensions(pb.ActionMask, pb.U, pb.Ta),
 		tensors.FromFlatDataAndDimensions(pb.ActionIndex, pb.B, pb.A),
 		tensors.FromFlatDataAndDimensions(pb.ActionValid, pb.B, pb.A),
+		tensors.FromFlatDataAndDimensions(pb.ActionPos, pb.B, pb.A),
 	}
 }
 
@@ -172,13 +175,15 @@ func PolicyGraph(ctx *context.Context, cfg PolicyConfig, in PolicyInputs, train 
 	// Each action slot's token states and mask: [B, A, Ta, H], [B, A, Ta].
 	idx := graph.InsertAxes(in.ActionIndex, -1)
 	actH := graph.Gather(uniqH, idx)
-	actMask := graph.Gather(graph.ConvertDType(in.ActionMask, dtypes.Float32), idx)
+	actMaskRaw := graph.Gather(in.ActionMask, idx) // 0 padding, 1 token, 2 content token
+	actMask := graph.ConvertDType(graph.GreaterThan(actMaskRaw, graph.ScalarZero(g, actMaskRaw.DType())), dtypes.Float32)
+	actContent := graph.ConvertDType(graph.Equal(actMaskRaw, graph.Scalar(g, actMaskRaw.DType(), 2)), dtypes.Float32)
 	stateMask := graph.ConvertDType(in.StateMask, dtypes.Float32)
 
 	out := biAttention(pctx.In("choice").In("attention"), actH, actMask, stateH, stateMask) // [B, A, Ta, 4H]
 	insMask := graph.Mul(stateMask, graph.ConvertDType(graph.Equal(in.StateTypes,
 		graph.ScalarOne(g, in.StateTypes.DType())), dtypes.Float32)) // the instruction's tokens
-	em := exactMatch(graph.Gather(in.ActionIDs, idx), actMask, in.StateIDs, insMask) // [B, A, Ta, 1]
+	em := exactMatch(graph.Gather(in.ActionIDs, idx), actContent, in.StateIDs, insMask) // [B, A, Ta, 1]
 	out = graph.Concatenate([]*graph.Node{out, em}, -1)
 	cctx := pctx.In("choice")
 	hid := graph.Max(hfDense(cctx.In("linear_1"), out, 4*h+1, h), graph.ScalarZero(g, dtypes.Float32))
@@ -188,12 +193,18 @@ func PolicyGraph(ctx *context.Context, cfg PolicyConfig, in PolicyInputs, train 
 	count := graph.Max(graph.ReduceSum(actMask, 2), graph.Scalar(g, dtypes.Float32, 1.0)) // [B, A]
 	pooled := graph.Div(sum, graph.InsertAxes(count, -1))
 	logits = graph.Reshape(hfDense(cctx.In("linear_2"), pooled, h, 1), pooled.Shape().Dimensions[0], pooled.Shape().Dimensions[1])
-	// Direct exact-match pathway: a learned weight (initially 1) times the fraction of the
-	// action's tokens that occur in the instruction.
-	matchFrac := graph.Div(graph.ReduceSum(graph.Reshape(em, em.Shape().Dimensions[:3]...), 2), count) // [B, A]
+	// Direct exact-match pathway: a learned weight (initially 1, times matchScale) times
+	// the fraction of the action's content tokens that occur in the instruction.
+	nContent := graph.Max(graph.ReduceSum(actContent, 2), graph.Scalar(g, dtypes.Float32, 1.0))
+	matchFrac := graph.Div(graph.ReduceSum(graph.Reshape(em, em.Shape().Dimensions[:3]...), 2), nContent) // [B, A]
 	mw := cctx.In("match").WithInitializer(initializers.One).
 		VariableWithShape("weight", shapes.Make(dtypes.Float32, 1)).ValueGraph(g)
 	logits = graph.Add(logits, graph.Mul(matchFrac, graph.MulScalar(graph.Reshape(mw, 1, 1), matchScale)))
+	// A learned bias per product position on the results page (the search engine's rank).
+	posBias := cctx.In("position").WithInitializer(initializers.Zero).
+		VariableWithShape("bias", shapes.Make(dtypes.Float32, MaxResultPosition+1)).ValueGraph(g)
+	posTerm := graph.Gather(graph.Reshape(posBias, MaxResultPosition+1, 1), graph.InsertAxes(in.ActionPos, -1)) // [B, A, 1]
+	logits = graph.Add(logits, graph.Reshape(posTerm, logits.Shape().Dimensions...))
 	valid := graph.GreaterThan(in.ActionValid, graph.ScalarZero(g, in.ActionValid.DType()))
 	logits = graph.Where(valid, logits, graph.Scalar(g, dtypes.Float32, choiceMaskLogit))
 
@@ -247,8 +258,8 @@ func biAttention(ctx *context.Context, act, actMask, st, stMask *graph.Node) *gr
 }
 
 // exactMatch is the exact-match feature of each action token: 1 when the token id occurs
-// among the state tokens selected by stateMask (the instruction's), else 0 (and 0 for
-// padding), as [B, A, Ta, 1]. actIDs is [B, A, Ta], stateIDs [B, Ts]; the masks are
+// among the state tokens selected by stateMask (the instruction's), else 0 (and 0 where
+// actMask is 0: padding, punctuation and special tokens), as [B, A, Ta, 1]. actIDs is [B, A, Ta], stateIDs [B, Ts]; the masks are
 // float32.
 func exactMatch(actIDs, actMask, stateIDs, stateMask *graph.Node) *graph.Node {
 	d := actIDs.Shape().Dimensions
@@ -355,6 +366,7 @@ var requiredPolicyVariables = []string{
 	"policy/choice/attention/input_linear/weight", "policy/choice/attention/memory_linear/weight",
 	"policy/choice/attention/dot_scale", "policy/choice/linear_1/weight", "policy/choice/linear_1/bias",
 	"policy/choice/linear_2/weight", "policy/choice/linear_2/bias", "policy/choice/match/weight",
+	"policy/choice/position/bias",
 }
 
 // NewPolicy builds a Policy from a loaded checkpoint on a backend. The checkpoint must hold
@@ -453,7 +465,8 @@ func (p *Policy) Score(examples []ChoiceExample) ([]ChoiceScores, error) {
 		for lo := 0; lo < len(e.Actions); lo += maxA {
 			hi := min(lo+maxA, len(e.Actions))
 			rows = append(rows, row{i, lo})
-			enc = append(enc, EncodedChoice{State: e.State, StateTypes: e.StateTypes, Actions: e.Actions[lo:hi], Target: -1})
+			enc = append(enc, EncodedChoice{State: e.State, StateTypes: e.StateTypes, Actions: e.Actions[lo:hi],
+				ActionContent: e.ActionContent[lo:hi], Positions: e.Positions[lo:hi], Target: -1})
 		}
 	}
 	out := make([]ChoiceScores, len(examples))

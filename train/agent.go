@@ -16,6 +16,10 @@ import (
 // of an episode uses the k-th candidate, cycling); elsewhere the choice model picks one of
 // the page's clickables (greedy or sampled).
 //
+// Loop avoidance: on a product page the agent does not reopen a sub-page (description,
+// features, reviews, attributes) it already read during the same visit; the state after
+// "< prev" looks like the first arrival, so a policy that reads on arrival would loop.
+//
 // Safety caps, so a policy that loops still ends its episode (WebShop's environment caps
 // episodes at 100 steps with reward 0; WebShop's IL agent acted within 15 steps):
 //   - after MaxItemActions actions on one product (its page and sub-pages) the agent buys it;
@@ -70,8 +74,12 @@ type PolicyAgent struct {
 	steps       int
 	searches    int
 	itemActions int
-	records     []StepRecord
-	err         error
+	// visited holds the sub-pages (description, features, ...) opened during the current
+	// visit of a product page: the agent does not open them again (a policy that reads
+	// the description on arrival would otherwise loop item -> description -> item).
+	visited map[string]bool
+	records []StepRecord
+	err     error
 }
 
 // NewPolicyAgent returns an agent over a scorer and a query proposer.
@@ -85,12 +93,14 @@ func NewPolicyAgent(scorer Scorer, query models.QueryProposer, cfg AgentConfig) 
 	if query == nil {
 		query = models.KeywordQuery{}
 	}
-	return &PolicyAgent{scorer: scorer, query: query, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6167656e74))}
+	return &PolicyAgent{scorer: scorer, query: query, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6167656e74)),
+		visited: map[string]bool{}}
 }
 
 // Reset starts a new episode (Act also detects a new instruction by itself).
 func (a *PolicyAgent) Reset() {
 	a.instruction, a.steps, a.searches, a.itemActions = "", 0, 0, 0
+	clear(a.visited)
 	a.records = a.records[:0]
 	a.err = nil
 }
@@ -118,6 +128,7 @@ func (a *PolicyAgent) Act(obs env.Observation) string {
 		q := qs[a.searches%len(qs)]
 		a.searches++
 		a.itemActions = 0
+		clear(a.visited)
 		return env.Search(q)
 	case env.PageItem, env.PageDescription, env.PageFeatures, env.PageReviews, env.PageAttributes:
 		a.itemActions++
@@ -131,6 +142,7 @@ func (a *PolicyAgent) Act(obs env.Observation) string {
 		}
 	case env.PageResults:
 		a.itemActions = 0
+		clear(a.visited)
 	}
 	ex, idx := models.ChoiceFromObservation(obs.Text, obs.Clickables)
 	if len(ex.Actions) == 0 {
@@ -147,6 +159,21 @@ func (a *PolicyAgent) Act(obs env.Observation) string {
 	}
 	s := scores[0]
 	rec.Value = s.Value
+	if obs.Page == env.PageItem && len(a.visited) > 0 {
+		// Sub-pages already read during this visit are not offered again.
+		logits := append([]float64(nil), s.Logits...)
+		left := 0
+		for j, ci := range idx {
+			if a.visited[obs.Clickables[ci]] {
+				logits[j] = math.Inf(-1)
+			} else {
+				left++
+			}
+		}
+		if left > 0 {
+			s = models.ChoiceScores{Logits: logits, LogProbs: models.LogSoftmax(logits), Value: s.Value}
+		}
+	}
 	var pick int
 	switch {
 	case over && obs.Page == env.PageResults:
@@ -167,7 +194,14 @@ func (a *PolicyAgent) Act(obs env.Observation) string {
 		pick = s.Best()
 	}
 	rec.LogProb = s.LogProbs[pick]
-	return env.Click(obs.Clickables[idx[pick]])
+	c := obs.Clickables[idx[pick]]
+	if obs.Page == env.PageItem {
+		switch c {
+		case env.ClickDescription, env.ClickFeatures, env.ClickReviews, env.ClickAttributes:
+			a.visited[c] = true
+		}
+	}
+	return env.Click(c)
 }
 
 // fallbackAction is the action when the policy cannot score: buy on a product page, the

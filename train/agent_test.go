@@ -55,18 +55,26 @@ func TestPolicyAgentCapsAndQueries(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		acts = append(acts, a.Act(item), a.Act(desc))
 	}
-	// description, < prev, description, < prev, description(3rd item action -> over cap next), ...
-	want := []string{"click[description]", "click[< prev]", "click[description]", "click[< prev]"}
-	for i, w := range want {
-		if acts[i] != w {
-			t.Fatalf("action %d = %q, want %q (all %q)", i, acts[i], w, acts)
+	// The description is read once per visit (no item -> description loop), then the
+	// policy's next choice ("< prev"), and the item cap buys.
+	if acts[0] != "click[description]" || acts[1] != "click[< prev]" || acts[2] != "click[< prev]" {
+		t.Fatalf("actions %q", acts)
+	}
+	for i := 2; i < len(acts); i += 2 {
+		if acts[i] == "click[description]" {
+			t.Fatalf("description reopened in the same visit: %q", acts)
 		}
 	}
 	if !contains(acts, "click[buy now]") {
 		t.Fatalf("the item cap never bought: %q", acts)
 	}
+	// A results page starts a new visit: the description may be read again.
+	a.Act(obsOf(env.PageResults, richResultsPage, "back to search", "next >", "b0aaaaaaa1"))
+	if got := a.Act(item); got != "click[description]" {
+		t.Fatalf("new visit: %q", got)
+	}
 	recs := a.Records()
-	if len(recs) != 9 || !math.IsNaN(recs[0].LogProb) || math.IsNaN(recs[1].LogProb) || recs[1].Value != 0.5 {
+	if len(recs) != 11 || !math.IsNaN(recs[0].LogProb) || math.IsNaN(recs[1].LogProb) || recs[1].Value != 0.5 {
 		t.Fatalf("records %+v", recs)
 	}
 	// A second search page in the same episode uses the next candidate.

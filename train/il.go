@@ -134,6 +134,12 @@ func CapActions(ex models.EncodedChoice, maxActions int, rng *rand.Rand) models.
 				out.Target = len(out.Actions)
 			}
 			out.Actions = append(out.Actions, a)
+			if i < len(ex.ActionContent) {
+				out.ActionContent = append(out.ActionContent, ex.ActionContent[i])
+			}
+			if i < len(ex.Positions) {
+				out.Positions = append(out.Positions, ex.Positions[i])
+			}
 		}
 	}
 	return out

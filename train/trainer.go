@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
@@ -459,13 +458,3 @@ func trainGraph(ctx *context.Context, job Job, opt OptimizerConfig, inputs []*gr
 
 // ErrNoData is returned by jobs that find no usable training example.
 var ErrNoData = errors.New("train: no training examples")
-
-// scopeHasPrefix reports whether a variable path is under one of the prefixes.
-func scopeHasPrefix(path string, prefixes ...string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(path, p) {
-			return true
-		}
-	}
-	return false
-}

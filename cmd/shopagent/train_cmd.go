@@ -60,7 +60,7 @@ func (f *trainFlags) register(cmd *cobra.Command, steps int64, batch int, lr flo
 	fl.StringVar(&f.preset, "preset", "tiny", "encoder size: "+strings.Join(models.PresetNames, ", "))
 	fl.Int64Var(&f.steps, "steps", steps, "optimizer steps")
 	fl.IntVar(&f.batch, "batch", batch, "examples per step")
-	fl.Float64Var(&f.lr, "lr", lr, "peak learning rate (AdamW)")
+	fl.Float64Var(&f.lr, "lr", lr, "peak learning rate (AdamW; suits the tiny preset, use about 1e-4 for small and base)")
 	fl.Float64Var(&f.warmup, "warmup", 0.1, "linear warm-up: a fraction of the steps if < 1, else a step count")
 	fl.StringVar(&f.decay, "decay", train.DecayLinear, "decay after the warm-up: linear, cosine or constant")
 	fl.Float64Var(&f.minLR, "min-lr-ratio", 0, "floor of the decay as a fraction of --lr")
@@ -206,7 +206,7 @@ vocabulary is learned from that corpus and saved as RUN_DIR/vocab.txt.`,
 			return reportRun(cmd, "pretrain", res)
 		},
 	}
-	tf.register(cmd, 300, 32, 5e-4)
+	tf.register(cmd, 300, 32, 1e-3)
 	sf.register(cmd)
 	cmd.Flags().StringVar(&vocabPath, "vocab", "", "vocab.txt to use (default: learn one from the corpus)")
 	cmd.Flags().IntVar(&vocabSize, "vocab-size", 8000, "size of the learned vocabulary")
@@ -354,7 +354,7 @@ the first N dev goals of the shop (shop flags) at the end.`,
 			return nil
 		},
 	}
-	tf.register(cmd, 500, 32, 1e-4)
+	tf.register(cmd, 500, 32, 1e-3)
 	sf.register(cmd)
 	cmd.Flags().StringVar(&demos, "demos", "", "demonstrations: a trajectory file or a directory of them")
 	cmd.Flags().StringVar(&initPath, "init", "", "pretraining run directory or checkpoint to start the encoder from")
