@@ -20,7 +20,7 @@ func newEnvCmd() *cobra.Command {
 		Use:   "env",
 		Short: "The shop simulator: generate a shop, play it, step it, score purchases",
 	}
-	cmd.AddCommand(newEnvGenerateCmd(), newEnvPlayCmd(), newEnvStepCmd(), newEnvRewardCmd(), newEnvBenchCmd())
+	cmd.AddCommand(newEnvGenerateCmd(), newEnvPlayCmd(), newEnvStepCmd(), newEnvRewardCmd(), newEnvBenchCmd(), newEnvWebCmd())
 	return cmd
 }
 

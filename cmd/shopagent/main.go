@@ -26,6 +26,7 @@ generated shop, and the agents that shop in it.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newEnvCmd(), newEvalCmd(), newDatasetsCmd(), newTrainCmd())
+	root.AddCommand(newEnvCmd(), newEvalCmd(), newDatasetsCmd(), newTrainCmd(), newModelsCmd(),
+		newExportCmd(), newServeCmd(), newAbtestCmd(), newOpeCmd(), newExperimentCmd())
 	return root
 }

@@ -29,7 +29,8 @@ examples_per_s, elapsed_s, extra) and vocab.txt. A job checkpoints every
 --checkpoint-every steps, at the end and on SIGINT/SIGTERM; --resume continues
 from the latest checkpoint at its step.`,
 	}
-	cmd.AddCommand(newTrainPretrainCmd(), newTrainILCmd())
+	cmd.AddCommand(newTrainPretrainCmd(), newTrainILCmd(), newTrainQueryCmd(), newTrainPGCmd(), newTrainPPOCmd(),
+		newTrainDPOCmd(), newTrainGenerateCmd())
 	return cmd
 }
 
