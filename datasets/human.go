@@ -71,33 +71,10 @@ func ParseHumanLine(line []byte, lineNo int) (HumanRecord, error) {
 				lineNo, i, idx, len(rec.AvailableActions[i]))
 		}
 	}
-	if ParseInstruction(rec.States[0]) == "" {
+	if env.ParseInstruction(rec.States[0]) == "" {
 		return HumanRecord{}, fmt.Errorf("line %d: no instruction in the first state", lineNo)
 	}
 	return rec, nil
-}
-
-// ParseInstruction returns the instruction shown in an observation: the text
-// after "Instruction:" on its line, or the next line (text_rich) or the next
-// " [SEP] " field (text mode) when that is empty. It returns "" when the
-// observation has no instruction.
-func ParseInstruction(state string) string {
-	_, rest, ok := strings.Cut(state, "Instruction:")
-	if !ok {
-		return ""
-	}
-	rest = strings.TrimLeft(rest, " \t")
-	rest = strings.TrimPrefix(rest, "[SEP]")
-	rest = strings.TrimPrefix(rest, "\r")
-	rest = strings.TrimPrefix(rest, "\n")
-	rest = strings.TrimLeft(rest, " \t")
-	if i := strings.IndexAny(rest, "\n"); i >= 0 {
-		rest = rest[:i]
-	}
-	if i := strings.Index(rest, " [SEP] "); i >= 0 {
-		rest = rest[:i]
-	}
-	return strings.TrimSpace(rest)
 }
 
 // InferPage guesses the page of an observation (text_rich or text mode)
@@ -168,7 +145,7 @@ func instructionKey(ins string) string {
 // NaN on every row and reward is 0 on every row but the last, which carries
 // the (NaN) final reward. GoalID is -1. Logprob and value are NaN.
 func HumanSteps(rec HumanRecord, id string) []Step {
-	ins := ParseInstruction(rec.States[0])
+	ins := env.ParseInstruction(rec.States[0])
 	out := make([]Step, len(rec.Actions))
 	prev := ""
 	for i, a := range rec.Actions {

@@ -1,6 +1,8 @@
 package models
 
 import (
+	"shopagent/env"
+
 	"fmt"
 	"slices"
 	"strings"
@@ -174,28 +176,6 @@ func ActionTexts(obsText string, clickables []string) []string {
 // MaxInstructionLen caps the instruction segment of a state, in tokens.
 const MaxInstructionLen = 64
 
-// ParseInstruction returns the instruction an observation shows: the text after
-// "Instruction:" on its line, or the next line (text_rich) or the next " [SEP] " field
-// (text mode) when that is empty; "" when there is none.
-func ParseInstruction(obsText string) string {
-	_, rest, ok := strings.Cut(obsText, "Instruction:")
-	if !ok {
-		return ""
-	}
-	rest = strings.TrimLeft(rest, " \t")
-	rest = strings.TrimPrefix(rest, "[SEP]")
-	rest = strings.TrimPrefix(rest, "\r")
-	rest = strings.TrimPrefix(rest, "\n")
-	rest = strings.TrimLeft(rest, " \t")
-	if i := strings.IndexAny(rest, "\n"); i >= 0 {
-		rest = rest[:i]
-	}
-	if i := strings.Index(rest, " [SEP] "); i >= 0 {
-		rest = rest[:i]
-	}
-	return strings.TrimSpace(rest)
-}
-
 // StateText returns the page segment of a state (see the file comment): the observation
 // text without its "Instruction:" block and, on a results page, without the products'
 // entries (their action texts carry their titles and prices).
@@ -269,7 +249,7 @@ const MaxResultPosition = 10
 // actions, the index of the clickable it stands for.
 func ChoiceFromObservation(obsText string, clickables []string) (ChoiceExample, []int) {
 	texts := ActionTexts(obsText, clickables)
-	ex := ChoiceExample{Instruction: ParseInstruction(obsText), State: StateText(obsText, clickables), Target: -1}
+	ex := ChoiceExample{Instruction: env.ParseInstruction(obsText), State: StateText(obsText, clickables), Target: -1}
 	results := isResultsPage(obsText)
 	var idx []int
 	rank := 0

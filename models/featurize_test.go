@@ -1,6 +1,8 @@
 package models
 
 import (
+	"shopagent/env"
+
 	"slices"
 	"strings"
 	"testing"
@@ -56,7 +58,7 @@ func TestStateTextResults(t *testing.T) {
 		richResults: "i want red shoes, and price lower than 40.00 dollars", textResults: "i want red shoes",
 		item: "x y", search: "i want x", "no instruction": "",
 	} {
-		if got := ParseInstruction(text); got != want {
+		if got := env.ParseInstruction(text); got != want {
 			t.Errorf("ParseInstruction(%q) = %q, want %q", text, got, want)
 		}
 	}
