@@ -8,13 +8,33 @@ DEMO_DIR  ?= demo-out
 DEMO_SCALE ?= 1
 DEMO_PRODUCTS := $(shell echo $$((1000 * $(DEMO_SCALE))))
 export GOFLAGS := -buildvcs=false
+# ONNX Runtime's CPU library (C API 1.24, what github.com/yalue/onnxruntime_go v1.27.0 wants),
+# taken from the npm package onnxruntime-node by `make onnxruntime`; tests and the CLI find it
+# through SHOPAGENT_ORT_LIB (see docs/EXPORT.md).
+ORT_VERSION := 1.24.3
+ORT_DIR     := third_party/onnxruntime
+ORT_LIB     := $(ORT_DIR)/libonnxruntime.so.1
+ORT_ARCH    := $(shell uname -m | sed -e 's/x86_64/x64/' -e 's/aarch64/arm64/')
+export SHOPAGENT_ORT_LIB ?= $(CURDIR)/$(ORT_LIB)
 
-.PHONY: all build deps test test-race fuzz demo bench bench-large clean
+.PHONY: all build deps onnxruntime test test-race fuzz demo bench bench-large clean
 
 all: build
 
-deps:
+deps: onnxruntime
 	$(GO) mod download
+	@command -v redis-server >/dev/null 2>&1 || { (apt-get update -qq || sudo apt-get update -qq) && (apt-get install -y redis-server || sudo apt-get install -y redis-server); }
+	@test -x /usr/bin/chromium || { (apt-get update -qq || sudo apt-get update -qq) && (apt-get install -y chromium || sudo apt-get install -y chromium); }
+
+# libonnxruntime.so.1 from the npm tarball (npm verifies the registry's integrity hash).
+onnxruntime: $(ORT_LIB)
+$(ORT_LIB):
+	rm -rf $(ORT_DIR)/.pack && mkdir -p $(ORT_DIR)/.pack
+	cd $(ORT_DIR)/.pack && npm pack --silent onnxruntime-node@$(ORT_VERSION)
+	tar -xzf $(ORT_DIR)/.pack/onnxruntime-node-$(ORT_VERSION).tgz -C $(ORT_DIR)/.pack \
+		package/bin/napi-v6/linux/$(ORT_ARCH)/libonnxruntime.so.1
+	mv $(ORT_DIR)/.pack/package/bin/napi-v6/linux/$(ORT_ARCH)/libonnxruntime.so.1 $(ORT_LIB)
+	rm -rf $(ORT_DIR)/.pack
 
 build: deps
 	$(GO) build -o $(BIN) ./cmd/shopagent
