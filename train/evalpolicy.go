@@ -37,6 +37,11 @@ type EvalConfig struct {
 	PolicyName string
 	// GoalOffset is the index of goals[0] in the shop's goals (for the rows' goal ids).
 	GoalOffset int
+	// GoalIDs, when set (one per goal), are the goals' indices in the shop's goals
+	// instead of GoalOffset + i: a shard of a split is not contiguous. Sampling seeds
+	// follow the goal's index in its split (id - GoalOffset), so a sharded evaluation
+	// plays the same episodes as an unsharded one.
+	GoalIDs []int
 	// Progress is called after each episode with the count done.
 	Progress func(done int)
 }
@@ -59,6 +64,9 @@ type EvalResult struct {
 func EvaluatePolicy(shop *env.Shop, goals []env.Goal, policy *models.Policy, cfg EvalConfig) (*EvalResult, error) {
 	if policy == nil {
 		return nil, fmt.Errorf("train: evaluate: no policy")
+	}
+	if cfg.GoalIDs != nil && len(cfg.GoalIDs) != len(goals) {
+		return nil, fmt.Errorf("train: evaluate: %d goal ids for %d goals", len(cfg.GoalIDs), len(goals))
 	}
 	mode := cfg.ObsMode
 	if mode == "" {
@@ -102,7 +110,11 @@ func EvaluatePolicy(shop *env.Shop, goals []env.Goal, policy *models.Policy, cfg
 			e := shop.NewEnv(env.Config{Mode: mode, MaxSteps: maxSteps})
 			for i := range next {
 				acfg := cfg.Agent
-				acfg.Seed = cfg.Agent.Seed + uint64(i)
+				gid := cfg.GoalOffset + i
+				if cfg.GoalIDs != nil {
+					gid = cfg.GoalIDs[i]
+				}
+				acfg.Seed = cfg.Agent.Seed + uint64(gid-cfg.GoalOffset)
 				agent := NewPolicyAgent(scorer, cfg.Query, acfg)
 				ep := env.RunEpisode(e, goals[i], agent, cfg.Record)
 				ep.GoalIndex = i
@@ -115,8 +127,8 @@ func EvaluatePolicy(shop *env.Shop, goals []env.Goal, policy *models.Policy, cfg
 				var st []datasets.Step
 				if cfg.Record {
 					st = datasets.EpisodeSteps(ep, datasets.EpisodeMeta{
-						ID:     fmt.Sprintf("%s-%06d", name, cfg.GoalOffset+i),
-						Source: datasets.SourceRollout, Policy: name, GoalID: int64(cfg.GoalOffset + i),
+						ID:     fmt.Sprintf("%s-%06d", name, gid),
+						Source: datasets.SourceRollout, Policy: name, GoalID: int64(gid),
 					})
 					recs := agent.Records()
 					for k := range st {

@@ -17,7 +17,7 @@ import (
 
 func newEvalCmd() *cobra.Command {
 	var sf shopFlags
-	var agent, split, asJSON, policy, backend, out string
+	var agent, split, asJSON, policy, backend, out, shard string
 	var workers, maxSteps, agentSteps, goalsN int
 	var sample, greedy, noBatch bool
 	var seed uint64
@@ -54,13 +54,28 @@ each action's log-probability and the state's value).`,
 			if goalsN > 0 && goalsN < len(goals) {
 				goals = goals[:goalsN]
 			}
+			r, err := shop.Splits.Split(split)
+			if err != nil {
+				return err
+			}
+			ids := make([]int, len(goals))
+			for i := range ids {
+				ids[i] = r[0] + i
+			}
+			if shard != "" {
+				k, n, err := parseShard(shard)
+				if err != nil {
+					return err
+				}
+				goals, ids = shardGoals(goals, ids, k, n)
+			}
 			if len(goals) == 0 {
-				return fmt.Errorf("split %q has no goals", split)
+				return fmt.Errorf("split %q has no goals (shard %q)", split, shard)
 			}
 			if policy != "" {
 				return evalPolicy(cmd, shop, goals, split, policyEvalOpts{
 					path: policy, backend: backend, out: out, json: asJSON, workers: workers, maxSteps: maxSteps,
-					agentSteps: agentSteps, sample: sample, seed: seed, noBatch: noBatch,
+					agentSteps: agentSteps, sample: sample, seed: seed, noBatch: noBatch, shard: shard, goalIDs: ids,
 				})
 			}
 			var newAgent func(int) env.Agent
@@ -79,7 +94,8 @@ each action's log-probability and the state's value).`,
 			_ = bar.Finish()
 			sum := env.Summarize(eps)
 			if asJSON != "" {
-				b, _ := json.MarshalIndent(map[string]any{"agent": agent, "split": split, "summary": sum}, "", "  ")
+				b, _ := json.MarshalIndent(map[string]any{"agent": agent, "split": split, "shard": shard,
+					"summary": sum, "sums": sumsOf(eps)}, "", "  ")
 				if err := os.WriteFile(asJSON, append(b, '\n'), 0o644); err != nil {
 					return err
 				}
@@ -104,6 +120,7 @@ each action's log-probability and the state's value).`,
 	cmd.Flags().StringVar(&out, "out", "", "write the policy's episodes to this trajectory file (.parquet)")
 	cmd.Flags().IntVar(&goalsN, "first", 0, "evaluate only the first N goals of the split (0 = all)")
 	cmd.Flags().BoolVar(&noBatch, "no-batch", false, "with --policy: no batching of forwards across workers")
+	cmd.Flags().StringVar(&shard, "shard", "", "evaluate shard i/n of the goals: those whose index in the split is i mod n (for Indexed Jobs; --json then holds sums that add up across shards)")
 	return cmd
 }
 
@@ -121,6 +138,8 @@ type policyEvalOpts struct {
 	agentSteps               int
 	sample, noBatch          bool
 	seed                     uint64
+	shard                    string
+	goalIDs                  []int
 }
 
 // evalPolicy evaluates a trained policy and the rule agent on the same goals.
@@ -147,7 +166,7 @@ func evalPolicy(cmd *cobra.Command, shop *env.Shop, goals []env.Goal, split stri
 	res, err := train.EvaluatePolicy(shop, goals, pol, train.EvalConfig{
 		Workers: o.workers, NoBatching: o.noBatch, MaxSteps: o.maxSteps,
 		Agent:  train.AgentConfig{Sample: o.sample, Seed: o.seed, MaxSteps: o.agentSteps},
-		Record: o.out != "", PolicyName: name, GoalOffset: r[0],
+		Record: o.out != "", PolicyName: name, GoalOffset: r[0], GoalIDs: o.goalIDs,
 		Progress: func(int) { _ = bar.Add(1) },
 	})
 	_ = bar.Finish()
@@ -180,11 +199,52 @@ func evalPolicy(cmd *cobra.Command, shop *env.Shop, goals []env.Goal, split stri
 	if o.json != "" {
 		b, _ := json.MarshalIndent(map[string]any{
 			"agent": "policy", "policy": o.path, "checkpoint_step": pol.Meta.Step, "mode": mode, "split": split,
-			"summary": s, "rule": rule, "elapsed_s": res.Elapsed.Seconds(), "forced_actions": res.Forced,
+			"shard": o.shard, "summary": s, "sums": sumsOf(res.Episodes), "rule": rule, "elapsed_s": res.Elapsed.Seconds(), "forced_actions": res.Forced,
 		}, "", "  ")
 		if err := os.WriteFile(o.json, append(b, '\n'), 0o644); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// parseShard parses "i/n" (0 <= i < n).
+func parseShard(s string) (k, n int, err error) {
+	if _, err := fmt.Sscanf(s, "%d/%d", &k, &n); err != nil || n <= 0 || k < 0 || k >= n ||
+		fmt.Sprintf("%d/%d", k, n) != s {
+		return 0, 0, fmt.Errorf("--shard %q: want i/n with 0 <= i < n, e.g. 0/8", s)
+	}
+	return k, n, nil
+}
+
+// shardGoals keeps the goals whose index in the split (position in goals) is k mod n.
+func shardGoals(goals []env.Goal, ids []int, k, n int) ([]env.Goal, []int) {
+	var g []env.Goal
+	var id []int
+	for i := k; i < len(goals); i += n {
+		g = append(g, goals[i])
+		id = append(id, ids[i])
+	}
+	return g, id
+}
+
+// evalSums are the additive totals of an evaluation: summing them over the shards of a
+// split and dividing gives the whole split's score and success rate exactly.
+type evalSums struct {
+	Episodes  int     `json:"episodes"`
+	RewardSum float64 `json:"reward_sum"`
+	Successes int     `json:"successes"`
+	StepsSum  int     `json:"steps_sum"`
+}
+
+func sumsOf(eps []env.Episode) evalSums {
+	s := evalSums{Episodes: len(eps)}
+	for _, e := range eps {
+		s.RewardSum += e.Reward
+		s.StepsSum += e.Steps
+		if e.Success() {
+			s.Successes++
+		}
+	}
+	return s
 }

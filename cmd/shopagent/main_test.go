@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,5 +181,47 @@ func TestEvalRuleAndPlay(t *testing.T) {
 	}
 	if !sawResults || !sawDone {
 		t.Errorf("play transcript:\n%s", out)
+	}
+}
+
+func TestEvalShardsAddUp(t *testing.T) {
+	dir := testShopDir(t)
+	tmp := t.TempDir()
+	read := func(name string, args ...string) evalSums {
+		t.Helper()
+		js := filepath.Join(tmp, name)
+		if _, err := run(t, "", append([]string{"eval", "--agent", "rule", "--split", "test", "--data", dir, "--json", js}, args...)...); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v struct{ Sums evalSums }
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		return v.Sums
+	}
+	all := read("all.json")
+	var sum evalSums
+	for k := range 3 {
+		s := read(fmt.Sprintf("s%d.json", k), "--shard", fmt.Sprintf("%d/3", k))
+		if s.Episodes == 0 || s.Episodes > all.Episodes/3+1 {
+			t.Fatalf("shard %d/3 has %d of %d episodes", k, s.Episodes, all.Episodes)
+		}
+		sum.Episodes += s.Episodes
+		sum.RewardSum += s.RewardSum
+		sum.Successes += s.Successes
+		sum.StepsSum += s.StepsSum
+	}
+	if sum.Episodes != all.Episodes || sum.Successes != all.Successes || sum.StepsSum != all.StepsSum ||
+		math.Abs(sum.RewardSum-all.RewardSum) > 1e-9 {
+		t.Fatalf("shards sum to %+v, whole split %+v", sum, all)
+	}
+	for _, bad := range []string{"3/3", "-1/2", "1", "a/b", "0/0"} {
+		if _, err := run(t, "", "eval", "--agent", "rule", "--data", dir, "--shard", bad); err == nil {
+			t.Errorf("--shard %q accepted", bad)
+		}
 	}
 }
