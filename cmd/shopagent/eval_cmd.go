@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"shopagent/datasets"
 	"shopagent/env"
@@ -124,12 +126,68 @@ each action's log-probability and the state's value).`,
 	return cmd
 }
 
-func newEvalBar(n int, desc string) *progressbar.ProgressBar {
-	return progressbar.NewOptions(n, progressbar.OptionSetWriter(os.Stderr),
-		progressbar.OptionSetDescription(desc), progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(), progressbar.OptionSetItsString("episodes"),
-		progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish(),
-		progressbar.OptionThrottle(200*time.Millisecond))
+// newEvalBar shows the progress of n episodes on stderr: a progress bar with rate and
+// ETA on a terminal, else (logs, CI) a log line every 10% of the episodes.
+func newEvalBar(n int, desc string) *episodeProgress {
+	p := &episodeProgress{n: n, desc: desc, start: time.Now()}
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		p.bar = progressbar.NewOptions(n, progressbar.OptionSetWriter(os.Stderr),
+			progressbar.OptionSetDescription(desc), progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(), progressbar.OptionSetItsString("episodes"),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish(),
+			progressbar.OptionThrottle(200*time.Millisecond))
+	}
+	return p
+}
+
+// episodeProgress is the progress display of newEvalBar; safe for concurrent Add.
+type episodeProgress struct {
+	bar   *progressbar.ProgressBar
+	mu    sync.Mutex
+	n     int
+	done  int
+	desc  string
+	start time.Time
+}
+
+// Add records k more finished episodes.
+func (p *episodeProgress) Add(k int) error {
+	if p.bar != nil {
+		return p.bar.Add(k)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	before := p.done * 10 / max(p.n, 1)
+	p.done += k
+	if after := p.done * 10 / max(p.n, 1); after > before && p.done < p.n {
+		el := time.Since(p.start)
+		rate := float64(p.done) / el.Seconds()
+		eta := time.Duration(float64(p.n-p.done) / rate * float64(time.Second))
+		fmt.Fprintf(os.Stderr, "%s: %d/%d episodes, %.1f episodes/s, eta %s\n", p.desc, p.done, p.n, rate, eta.Round(time.Second))
+	}
+	return nil
+}
+
+// Set moves the count to done episodes.
+func (p *episodeProgress) Set(done int) error {
+	if p.bar != nil {
+		return p.bar.Set(done)
+	}
+	p.mu.Lock()
+	d := done - p.done
+	p.mu.Unlock()
+	if d > 0 {
+		return p.Add(d)
+	}
+	return nil
+}
+
+// Finish ends the display.
+func (p *episodeProgress) Finish() error {
+	if p.bar != nil {
+		return p.bar.Finish()
+	}
+	return nil
 }
 
 type policyEvalOpts struct {
