@@ -1,9 +1,71 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"encoding/json"
+	"fmt"
 
-// newExportCmd is a placeholder until its command lands; it is replaced by the owner of this file.
+	"github.com/spf13/cobra"
+
+	"shopagent/export"
+	"shopagent/export/onnxrt"
+	"shopagent/models"
+)
+
 func newExportCmd() *cobra.Command {
-	return &cobra.Command{Use: "export", Short: "(not yet implemented)", Hidden: true,
-		RunE: func(*cobra.Command, []string) error { return errNotYet }}
+	var ckpt, out, ortLib, device, backend string
+	var threads, deviceID, goals int
+	var tol float64
+	var overwrite, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "export --checkpoint CKPT --out DIR",
+		Short: "Export a policy checkpoint to ONNX (model.onnx, vocab.txt, policy.json)",
+		Long: `Builds the policy's ONNX graph (opset 17, dynamic batch and length axes;
+outputs action logits [B,A] and value [B]) from the checkpoint's variables and
+writes a policy directory: model.onnx, vocab.txt and policy.json (preset, model
+configuration, max lengths, observation mode, the checkpoint's provenance and the
+sha256 of both files).
+
+The export fails unless ONNX Runtime's outputs match the GoMLX forward (the
+pure-Go backend by default) within --tolerance on observations of the built-in
+shop (results, item, option and description pages of --sample-goals goals); the
+max |diff| is printed and stored in policy.json. The ONNX Runtime library is
+--ort-lib, else $SHOPAGENT_ORT_LIB, else third_party/onnxruntime/libonnxruntime.so.1
+under the repository root (` + "`make onnxruntime`" + ` fetches it). See docs/EXPORT.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ckpt == "" || out == "" {
+				return fmt.Errorf("--checkpoint and --out are required")
+			}
+			res, err := export.Export(ckpt, out, export.Options{
+				ORT:     onnxrt.Options{Lib: ortLib, IntraOpThreads: threads, Device: device, DeviceID: deviceID},
+				Backend: backend, Tolerance: tol, SampleGoals: goals, Overwrite: overwrite,
+			})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				b, err := json.MarshalIndent(res.Manifest, "", "  ")
+				if err != nil {
+					return fmt.Errorf("export: %w", err)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), string(b))
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "exported %s\n", res)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&ckpt, "checkpoint", "", "policy checkpoint: a checkpoint directory or a run directory (its latest checkpoint)")
+	fl.StringVar(&out, "out", "", "policy directory to write (must not exist unless --overwrite)")
+	fl.StringVar(&ortLib, "ort-lib", "", "ONNX Runtime shared library (default $"+onnxrt.LibEnvVar+", else "+onnxrt.DefaultLibPath+" under the repository root)")
+	fl.StringVar(&device, "device", onnxrt.DeviceCPU, "ONNX Runtime device for the parity check: cpu or cuda (needs a CUDA build of the library)")
+	fl.IntVar(&deviceID, "device-id", 0, "GPU with --device cuda")
+	fl.IntVar(&threads, "threads", 1, "ONNX Runtime intra-op threads")
+	fl.StringVar(&backend, "backend", models.DefaultBackend, "GoMLX backend of the reference forward")
+	fl.Float64Var(&tol, "tolerance", export.DefaultTolerance, "largest |ONNX Runtime - GoMLX| accepted")
+	fl.IntVar(&goals, "sample-goals", 2, "built-in shop goals whose pages are compared")
+	fl.BoolVar(&overwrite, "overwrite", false, "replace an existing --out directory")
+	fl.BoolVar(&asJSON, "json", false, "print policy.json instead of a summary line")
+	return cmd
 }

@@ -1,15 +1,308 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 
-// newServeCmd is a placeholder until its command lands; it is replaced by the owner of this file.
-func newServeCmd() *cobra.Command {
-	return &cobra.Command{Use: "serve", Short: "(not yet implemented)", Hidden: true,
-		RunE: func(*cobra.Command, []string) error { return errNotYet }}
+	"github.com/spf13/cobra"
+
+	"shopagent/bandit"
+	"shopagent/serve"
+)
+
+// adminTokenEnv is the environment variable read when --admin-token is empty.
+const adminTokenEnv = "SHOPAGENT_ADMIN_TOKEN"
+
+// ortFlags are the ONNX Runtime flags of the commands that load policy directories.
+type ortFlags struct {
+	lib     string
+	threads int
+	device  string
 }
 
-// newOpeCmd is a placeholder until its command lands; it is replaced by the owner of this file.
+func (f *ortFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.lib, "ort-lib", "", "ONNX Runtime shared library (default $SHOPAGENT_ORT_LIB, else third_party/onnxruntime/libonnxruntime.so.1)")
+	cmd.Flags().IntVar(&f.threads, "ort-threads", 1, "ONNX Runtime intra-op threads per forward pass")
+	cmd.Flags().StringVar(&f.device, "ort-device", "cpu", "ONNX Runtime device: cpu or cuda")
+}
+
+// loader loads a policy directory: a lexical baseline when it holds lexical.json, else
+// an exported ONNX policy (model.onnx, vocab.txt, policy.json).
+func (f *ortFlags) loader() serve.Loader {
+	return func(dir string) (serve.Policy, error) {
+		if _, err := os.Stat(filepath.Join(dir, serve.LexicalConfigFile)); err == nil {
+			return serve.LoadLexicalPolicy(dir)
+		}
+		p, err := serve.LoadONNXPolicy(dir, serve.ORTOptions{Lib: f.lib, IntraOpThreads: f.threads, Device: f.device})
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
+}
+
+func parseWeights(s string) ([]float64, error) {
+	var out []float64
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		w, err := strconv.ParseFloat(p, 64)
+		if err != nil {
+			return nil, fmt.Errorf("--weights: %q is not a number", p)
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+func newServeCmd() *cobra.Command {
+	var of ortFlags
+	var armsFlag, mode, weights, addr, addrFile, adminToken, redisURL, redisPrefix, logDir string
+	var minShare, priorA, priorB float64
+	var sample bool
+	var seed uint64
+	var rewardTimeout, sessionTTL, logFlush, drain time.Duration
+	var maxBody, logMaxBytes int64
+	var maxActions, maxText int
+	cmd := &cobra.Command{
+		Use:   "serve --arms ppo=DIR,dpo=DIR [--mode thompson|canary --weights 0.9,0.1] [--addr :8080]",
+		Short: "Serve policies over HTTP, routing sessions to arms by Thompson sampling or canary weights",
+		Long: `Serves exported policy directories (shopagent export: model.onnx, vocab.txt,
+policy.json, run on ONNX Runtime) or lexical baselines (a directory with
+lexical.json) as arms of a bandit. See docs/SERVE.md for the contract.
+
+  POST /act           {session_id, observation, available_actions[], instruction?, arm?}
+                      -> {event_id, arm, policy, action, index, probabilities[], propensity, ...}
+  POST /feedback      {event_id | session_id, reward}
+  GET  /arms          per arm episodes, mean score, success rate, posterior, P(best)
+  GET  /healthz, /readyz (ready when every arm is loaded), /metrics (Prometheus)
+  POST /admin/reload  {arm?} with "Authorization: Bearer TOKEN": reload from disk;
+                      a failed load keeps the old policy serving
+
+A session gets an arm on its first /act (Thompson sampling on the Beta
+posteriors of success with a --min-share floor, or fixed --weights in canary
+mode) and keeps it for --session-ttl after its last decision. A session's
+episode ends with its /feedback; one with no reward --reward-timeout after its
+last decision counts as reward 0. The action is the policy's argmax, or drawn
+from its probabilities with --sample (needed for off-policy evaluation).
+
+State lives in process, or in Redis with --redis so that replicas share one
+posterior. --logs DIR writes decision and reward logs (Parquet, partitioned by
+date and arm), flushed every --log-flush: a crash loses at most the rows of the
+last --log-flush (or --log-max-bytes). SIGTERM drains requests and flushes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			specs, err := serve.ParseArmSpecs(armsFlag)
+			if err != nil {
+				return err
+			}
+			var ws []float64
+			if mode == serve.ModeCanary {
+				if ws, err = parseWeights(weights); err != nil {
+					return err
+				}
+			} else if cmd.Flags().Changed("weights") {
+				return fmt.Errorf("--weights needs --mode canary")
+			}
+			if adminToken == "" {
+				adminToken = os.Getenv(adminTokenEnv)
+			}
+			ctx, cancel := signalContext(cmd.Context())
+			defer cancel()
+			logf := func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), format+"\n", args...) }
+			var store serve.Store
+			if redisURL != "" {
+				rs, err := serve.NewRedisStore(ctx, redisURL, redisPrefix, sessionTTL, sessionTTL)
+				if err != nil {
+					return err
+				}
+				store = rs
+			}
+			var logs *serve.LogWriter
+			if logDir != "" {
+				logs, err = serve.OpenLogs(serve.LogConfig{Dir: logDir, FlushEvery: logFlush, MaxBufferBytes: logMaxBytes,
+					OnError: func(err error) { logf("serve: logs: %v", err) }})
+				if err != nil {
+					if store != nil {
+						store.Close()
+					}
+					return err
+				}
+			}
+			srv, err := serve.New(serve.Config{Arms: specs, Loader: of.loader(), Mode: mode, Weights: ws,
+				MinShare: minShare, Prior: bandit.Prior{Alpha: priorA, Beta: priorB}, Sample: sample, Seed: seed,
+				RewardTimeout: rewardTimeout, SessionTTL: sessionTTL, AdminToken: adminToken,
+				MaxBody: maxBody, MaxActions: maxActions, MaxText: maxText, Store: store, Logs: logs, Logf: logf})
+			if err != nil {
+				if logs != nil {
+					logs.Close()
+				}
+				if store != nil {
+					store.Close()
+				}
+				return err
+			}
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				srv.Shutdown()
+				return fmt.Errorf("serve: listen %s: %w", addr, err)
+			}
+			bound := ln.Addr().String()
+			if addrFile != "" {
+				if err := os.WriteFile(addrFile, []byte(bound+"\n"), 0o644); err != nil {
+					ln.Close()
+					srv.Shutdown()
+					return err
+				}
+			}
+			hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+				WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+			serveErr := make(chan error, 1)
+			go func() { serveErr <- hs.Serve(ln) }()
+			fmt.Fprintf(cmd.OutOrStdout(), "serving %d arms (%s) on http://%s\n", len(specs), mode, bound)
+			srv.Start()
+			go func() {
+				t := time.Now()
+				if err := srv.LoadArms(); err != nil {
+					logf("serve: %v (not ready; fix the directory and POST /admin/reload)", err)
+					return
+				}
+				logf("serve: every arm loaded in %s; ready", time.Since(t).Round(time.Millisecond))
+			}()
+			var runErr error
+			select {
+			case <-ctx.Done():
+				logf("serve: shutting down (draining up to %s)", drain)
+			case err := <-serveErr:
+				if !errors.Is(err, http.ErrServerClosed) {
+					runErr = fmt.Errorf("serve: %w", err)
+				}
+			}
+			dctx, dcancel := context.WithTimeout(context.Background(), drain)
+			defer dcancel()
+			if err := hs.Shutdown(dctx); err != nil && runErr == nil {
+				runErr = fmt.Errorf("serve: drain: %w", err)
+			}
+			if err := srv.Shutdown(); err != nil && runErr == nil {
+				runErr = fmt.Errorf("serve: shutdown: %w", err)
+			}
+			return runErr
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&armsFlag, "arms", "", "arms as name=DIR,name=DIR (policy directories: exported ONNX or lexical.json)")
+	f.StringVar(&mode, "mode", serve.ModeThompson, "arm routing of new sessions: thompson or canary")
+	f.StringVar(&weights, "weights", "", "canary weights, one per arm in --arms order (e.g. 0.9,0.1)")
+	f.Float64Var(&minShare, "min-share", 0.05, "thompson: minimum share of new sessions per arm")
+	f.Float64Var(&priorA, "prior-alpha", 1, "alpha of the Beta prior of every arm's success probability")
+	f.Float64Var(&priorB, "prior-beta", 1, "beta of the Beta prior")
+	f.BoolVar(&sample, "sample", false, "draw actions from the policy's probabilities instead of the argmax (logs then support off-policy evaluation)")
+	f.Uint64Var(&seed, "seed", 0, "seed of the arm and action draws (0: random)")
+	f.StringVar(&addr, "addr", ":8080", "listen address")
+	f.StringVar(&addrFile, "addr-file", "", "write the bound address (host:port) to this file once listening")
+	f.StringVar(&adminToken, "admin-token", "", "bearer token of POST /admin/reload (default $"+adminTokenEnv+"; empty disables it)")
+	f.DurationVar(&rewardTimeout, "reward-timeout", serve.DefaultRewardTimeout, "an episode with no reward this long after its last decision counts as reward 0")
+	f.DurationVar(&sessionTTL, "session-ttl", serve.DefaultSessionTTL, "a session forgets its arm this long after its last decision (>= --reward-timeout)")
+	f.Int64Var(&maxBody, "max-body", serve.DefaultMaxBody, "largest request body in bytes (413 above)")
+	f.IntVar(&maxActions, "max-actions", serve.DefaultMaxActions, "most available_actions of one /act (400 above)")
+	f.IntVar(&maxText, "max-text", serve.DefaultMaxText, "longest observation, instruction or action in bytes (400 above)")
+	f.StringVar(&redisURL, "redis", "", "keep arm statistics and sessions in Redis (redis://host:port/db), shared by replicas")
+	f.StringVar(&redisPrefix, "redis-prefix", "shopagent:", "prefix of the Redis keys")
+	f.StringVar(&logDir, "logs", "", "write decision and reward logs (Parquet) under this directory")
+	f.DurationVar(&logFlush, "log-flush", 5*time.Second, "write buffered log rows to a new file this often (the most a crash loses)")
+	f.Int64Var(&logMaxBytes, "log-max-bytes", 8<<20, "write buffered log rows as soon as they reach about this many bytes (bounds file size)")
+	f.DurationVar(&drain, "drain", 10*time.Second, "on SIGTERM, wait this long for requests in flight")
+	of.register(cmd)
+	return cmd
+}
+
 func newOpeCmd() *cobra.Command {
-	return &cobra.Command{Use: "ope", Short: "(not yet implemented)", Hidden: true,
-		RunE: func(*cobra.Command, []string) error { return errNotYet }}
+	var of ortFlags
+	var logs, policy, ci, asJSON, arms string
+	var clip, level float64
+	var boot int
+	var seed uint64
+	cmd := &cobra.Command{
+		Use:   "ope --logs DIR --policy DIR",
+		Short: "Off-policy evaluation of a policy on the server's decision and reward logs",
+		Long: `Estimates the mean episode reward a policy would earn had it chosen the
+logged actions' steps itself, from the decision and reward logs of
+shopagent serve --logs DIR: IPS, self-normalised IPS and doubly robust (the
+policy's value head as the direct-method model), with bootstrap (default) or
+normal confidence intervals. An episode's importance weight is the product over
+its decisions of policy probability / logged action_propensity; --clip caps the
+cumulative weights. Logs from greedy serving (propensity 1) only support
+deterministic targets: serve with --sample for off-policy evaluation.
+See docs/SERVE.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if logs == "" || policy == "" {
+				return fmt.Errorf("--logs and --policy are required")
+			}
+			decs, err := serve.ReadDecisions(logs)
+			if err != nil {
+				return err
+			}
+			rews, err := serve.ReadRewards(logs)
+			if err != nil {
+				return err
+			}
+			if arms != "" {
+				keep := map[string]bool{}
+				for _, a := range strings.Split(arms, ",") {
+					keep[strings.TrimSpace(a)] = true
+				}
+				k := decs[:0]
+				for _, d := range decs {
+					if keep[d.Arm] {
+						k = append(k, d)
+					}
+				}
+				decs = k
+			}
+			if len(decs) == 0 {
+				return fmt.Errorf("no decisions under %s", logs)
+			}
+			pol, err := of.loader()(policy)
+			if err != nil {
+				return err
+			}
+			defer pol.Close()
+			rep, err := serve.EvaluateOffPolicy(decs, rews, pol, serve.OPEConfig{Clip: clip, CI: ci, Bootstrap: boot, Level: level, Seed: seed})
+			if err != nil {
+				return err
+			}
+			if asJSON != "" {
+				b, _ := json.MarshalIndent(map[string]any{"policy": pol.Info(), "logs": logs, "report": rep}, "", "  ")
+				if err := os.WriteFile(asJSON, append(b, '\n'), 0o644); err != nil {
+					return err
+				}
+			}
+			fmt.Fprint(cmd.OutOrStdout(), rep.Markdown(pol.Info().Name))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&logs, "logs", "", "log directory of shopagent serve --logs")
+	f.StringVar(&policy, "policy", "", "policy directory to evaluate (exported ONNX or lexical.json)")
+	f.StringVar(&arms, "arms", "", "use only the decisions of these arms (comma-separated; default all)")
+	f.Float64Var(&clip, "clip", 0, "cap the cumulative importance weights at this value (0: no clipping)")
+	f.StringVar(&ci, "ci", "bootstrap", "confidence intervals: bootstrap or normal")
+	f.IntVar(&boot, "bootstrap", 1000, "bootstrap resamples")
+	f.Float64Var(&level, "level", 0.95, "confidence level")
+	f.Uint64Var(&seed, "seed", 1, "bootstrap seed")
+	f.StringVar(&asJSON, "json", "", "also write the report as JSON to this file")
+	of.register(cmd)
+	return cmd
 }

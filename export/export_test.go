@@ -1,0 +1,183 @@
+package export_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"google.golang.org/protobuf/proto"
+
+	"shopagent/export"
+	"shopagent/export/exporttest"
+	"shopagent/export/onnxrt"
+	"shopagent/models"
+)
+
+// tinyCheckpoint builds one perturbed tiny checkpoint for the package's tests.
+var tinyOnce struct {
+	sync.Once
+	dir string
+	err error
+}
+
+func tinyCheckpoint(t *testing.T) string {
+	t.Helper()
+	tinyOnce.Do(func() {
+		root, err := os.MkdirTemp("", "shopagent-export-test-")
+		if err != nil {
+			tinyOnce.err = err
+			return
+		}
+		tinyOnce.dir = filepath.Join(root, "ckpt")
+		_, tinyOnce.err = exporttest.Checkpoint(tinyOnce.dir, exporttest.Options{Seed: 3})
+	})
+	if tinyOnce.err != nil {
+		t.Fatal(tinyOnce.err)
+	}
+	return tinyOnce.dir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if tinyOnce.dir != "" {
+		os.RemoveAll(filepath.Dir(tinyOnce.dir))
+	}
+	os.Exit(code)
+}
+
+func TestExportParityAndManifest(t *testing.T) {
+	ck := tinyCheckpoint(t)
+	out := filepath.Join(t.TempDir(), "policy")
+	res, err := export.Export(ck, out, export.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", res)
+	m, err := onnxrt.ReadManifest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.VerifyFiles(out); err != nil {
+		t.Fatal(err)
+	}
+	p := m.Parity
+	if p.MaxAbsDiff > export.DefaultTolerance || p.Samples < 6 || p.Actions < 30 || p.ORTVersion != "1.24.3" || p.Backend == "" {
+		t.Fatalf("parity %+v", p)
+	}
+	t.Logf("parity: max |diff| %.3g (logits %.3g, values %.3g) over %d observations, %d actions",
+		p.MaxAbsDiff, p.MaxLogitDiff, p.MaxValueDiff, p.Samples, p.Actions)
+	src, err := models.LoadCheckpoint(ck, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Preset != "tiny" || m.Policy != src.Meta.Policy || m.MaxStateLen != 128 || m.MaxActionLen != 16 ||
+		m.ObsMode != "text_rich" || m.Opset != 17 || m.Provenance.Step != 7 || m.Provenance.Job != "il" ||
+		m.Provenance.Info["source"] != "exporttest" || len(m.Inputs) != models.NumPolicyInputs {
+		t.Fatalf("manifest %+v", m)
+	}
+	vocab, err := os.ReadFile(filepath.Join(out, onnxrt.VocabFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, _ := os.ReadFile(filepath.Join(src.Dir, models.CheckpointVocabFile))
+	if string(vocab) != string(orig) {
+		t.Fatal("vocab.txt differs from the checkpoint's")
+	}
+	// The directory exists now: a second export is refused unless overwriting.
+	if _, err := export.Export(ck, out, export.Options{}); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("second export: %v", err)
+	}
+	// An impossible tolerance fails the export and leaves nothing behind.
+	bad := filepath.Join(t.TempDir(), "strict")
+	if p.MaxAbsDiff > 0 {
+		if _, err := export.Export(ck, bad, export.Options{Tolerance: p.MaxAbsDiff / 1e3}); !errors.Is(err, export.ErrParity) {
+			t.Fatalf("strict export: %v", err)
+		}
+		if _, err := os.Stat(bad); err == nil {
+			t.Fatal("a failed export left its directory")
+		}
+	}
+}
+
+func TestParityDetectsAWrongGraph(t *testing.T) {
+	ck, err := models.LoadCheckpoint(tinyCheckpoint(t), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend, err := models.NewBackend("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, err := models.NewPolicy(backend, ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer policy.Close()
+	// Export a graph whose position bias differs from the GoMLX model's by 1e-3.
+	bias := ck.Model["policy/choice/position/bias"]
+	data, err := tensors.CopyFlatData[float32](bias)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range data {
+		data[i] += 1e-3
+	}
+	ck.Model["policy/choice/position/bias"] = tensors.FromFlatDataAndDimensions(data, len(data))
+	model, err := export.BuildGraph(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "model.onnx")
+	raw, err := proto.Marshal(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := onnxrt.NewSession(path, onnxrt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	samples, err := export.SampleObservations("text_rich", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := export.CheckParity(policy, sess, samples, export.DefaultTolerance)
+	if !errors.Is(err, export.ErrParity) || p.MaxLogitDiff < 5e-4 {
+		t.Fatalf("a 1e-3 shift of the position bias passed: %v, %+v", err, p)
+	}
+}
+
+func TestExportErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := export.Export(filepath.Join(dir, "missing"), filepath.Join(dir, "out"), export.Options{}); err == nil {
+		t.Fatal("missing checkpoint exported")
+	}
+	// A pretraining-like checkpoint (no choice head) is not a policy.
+	src, err := models.LoadCheckpoint(tinyCheckpoint(t), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := map[string]*tensors.Tensor{}
+	for k, v := range src.Model {
+		if strings.HasPrefix(k, models.EncoderScope+"/") {
+			model[k] = v
+		}
+	}
+	pre := filepath.Join(dir, "pretrain")
+	if err := models.WriteCheckpoint(pre, models.CheckpointMeta{Job: "pretrain", Policy: src.Meta.Policy}, model, nil, src.Tokenizer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := export.Export(pre, filepath.Join(dir, "out"), export.Options{}); err == nil || !strings.Contains(err.Error(), "not a choice policy") {
+		t.Fatalf("pretraining checkpoint: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+		t.Fatal("a failed export left its directory")
+	}
+}

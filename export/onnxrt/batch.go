@@ -1,0 +1,45 @@
+package onnxrt
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"shopagent/models"
+)
+
+// ExactBatch pads encoded choices into one models.PolicyBatch sized to exactly what they
+// need (the graph's axes are all dynamic, so there is no reason to pad to GoMLX's shape
+// buckets): B = the number of states, Ts the longest state, A the most actions, U the
+// number of distinct actions, Ta the longest action. The padding itself is
+// models.NewPolicyBatch's, as in training.
+func ExactBatch(examples []models.EncodedChoice) (*models.PolicyBatch, error) {
+	if len(examples) == 0 {
+		return nil, fmt.Errorf("onnxrt: empty batch")
+	}
+	maxTs, maxTa, maxA := 1, 1, 1
+	distinct := map[string]struct{}{}
+	for i, ex := range examples {
+		if len(ex.Actions) == 0 {
+			return nil, fmt.Errorf("onnxrt: state %d has no actions", i)
+		}
+		maxTs = max(maxTs, len(ex.State))
+		maxA = max(maxA, len(ex.Actions))
+		for _, a := range ex.Actions {
+			maxTa = max(maxTa, len(a))
+			key := make([]byte, 0, 4*len(a))
+			for _, id := range a {
+				key = binary.LittleEndian.AppendUint32(key, uint32(id))
+			}
+			distinct[string(key)] = struct{}{}
+		}
+	}
+	sizes := models.BucketSizes{
+		Batch: []int{len(examples)}, State: []int{maxTs}, Action: []int{maxTa},
+		Actions: []int{maxA}, Unique: []int{len(distinct)},
+	}
+	pb, err := models.NewPolicyBatch(examples, sizes, 0)
+	if err != nil {
+		return nil, fmt.Errorf("onnxrt: %w", err)
+	}
+	return pb, nil
+}

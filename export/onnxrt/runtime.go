@@ -1,0 +1,289 @@
+package onnxrt
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"shopagent/models"
+)
+
+// LibEnvVar names the environment variable holding the path of libonnxruntime.so.1 (the
+// Makefile exports it for the tests).
+const LibEnvVar = "SHOPAGENT_ORT_LIB"
+
+// DefaultLibPath is where `make onnxruntime` puts the library, relative to the repository
+// root.
+const DefaultLibPath = "third_party/onnxruntime/libonnxruntime.so.1"
+
+// Devices accepted by Options.Device.
+const (
+	DeviceCPU  = "cpu"
+	DeviceCUDA = "cuda"
+)
+
+// ResolveLibrary returns the ONNX Runtime library to load: path when given, else
+// $SHOPAGENT_ORT_LIB, else DefaultLibPath under the first directory, from the working
+// directory up, that holds a go.mod (the repository root, also from a package's test).
+// A path that does not exist is an error saying how to get the library.
+func ResolveLibrary(path string) (string, error) {
+	how := "run `make onnxruntime` (it fetches libonnxruntime.so.1 1.24.3 from the npm package onnxruntime-node), or pass --ort-lib / set " + LibEnvVar
+	if path == "" {
+		path = os.Getenv(LibEnvVar)
+	}
+	if path == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return "", fmt.Errorf("onnxrt: ONNX Runtime library: %w", err)
+		}
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				path = filepath.Join(dir, DefaultLibPath)
+				break
+			}
+			if filepath.Dir(dir) == dir {
+				return "", fmt.Errorf("onnxrt: no ONNX Runtime library given and no repository root above %s: %s", wd, how)
+			}
+		}
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("onnxrt: ONNX Runtime library %s: %w; %s", path, err, how)
+	}
+	if st.IsDir() {
+		return "", fmt.Errorf("onnxrt: ONNX Runtime library %s is a directory; %s", path, how)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("onnxrt: %w", err)
+	}
+	return abs, nil
+}
+
+// ortEnv is the process's ONNX Runtime environment. onnxruntime_go keeps one environment
+// per process (a package-level handle in the library itself), so this is the one piece of
+// process-wide state here: it records which library was loaded, so that a second Init with
+// another library fails clearly instead of silently running the first one. The environment
+// is never destroyed: sessions come and go (model reloads), and ONNX Runtime does not
+// return all memory on DestroyEnvironment anyway.
+var ortEnv struct {
+	mu      sync.Mutex
+	lib     string
+	version string
+}
+
+// Init loads the ONNX Runtime library (see ResolveLibrary for lib) and creates the process's
+// environment, once; later calls with the same library (or "") are no-ops. It returns the
+// library's version.
+func Init(lib string) (string, error) {
+	ortEnv.mu.Lock()
+	defer ortEnv.mu.Unlock()
+	if ortEnv.lib != "" {
+		if lib == "" {
+			return ortEnv.version, nil
+		}
+		abs, err := filepath.Abs(lib)
+		if err == nil && abs == ortEnv.lib {
+			return ortEnv.version, nil
+		}
+		return "", fmt.Errorf("onnxrt: ONNX Runtime is already loaded from %s in this process; cannot load %s too", ortEnv.lib, lib)
+	}
+	path, err := ResolveLibrary(lib)
+	if err != nil {
+		return "", err
+	}
+	ort.SetSharedLibraryPath(path)
+	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
+		return "", fmt.Errorf("onnxrt: loading ONNX Runtime from %s: %w", path, err)
+	}
+	ortEnv.lib, ortEnv.version = path, ort.GetVersion()
+	return ortEnv.version, nil
+}
+
+// Options configure a Session.
+type Options struct {
+	// Lib is the ONNX Runtime library (see ResolveLibrary); "" for the default.
+	Lib string
+	// IntraOpThreads is the number of threads one run may use (0 means 1). The default is 1
+	// because the server runs many requests at once on one shared session: with one thread
+	// per run, concurrent requests use the cores without oversubscribing them (ONNX
+	// Runtime's advice for throughput); raise it for a single client wanting low latency.
+	IntraOpThreads int
+	// Device is "cpu" (default) or "cuda" (the CUDA execution provider; needs a CUDA build
+	// of the library, with libonnxruntime_providers_cuda.so beside it).
+	Device string
+	// DeviceID is the GPU used with Device "cuda".
+	DeviceID int
+}
+
+// Session runs an exported policy graph. It is safe for concurrent use (it wraps an
+// onnxruntime_go DynamicAdvancedSession, whose Run may be called from several goroutines).
+type Session struct {
+	s       *ort.DynamicAdvancedSession
+	device  string
+	version string
+	mu      sync.RWMutex
+	closed  bool
+}
+
+// NewSession loads model.onnx (a file) into ONNX Runtime.
+func NewSession(modelPath string, o Options) (*Session, error) {
+	version, err := Init(o.Lib)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(modelPath); err != nil {
+		return nil, fmt.Errorf("onnxrt: model: %w", err)
+	}
+	device := strings.ToLower(strings.TrimSpace(o.Device))
+	if device == "" {
+		device = DeviceCPU
+	}
+	if device != DeviceCPU && device != DeviceCUDA {
+		return nil, fmt.Errorf("onnxrt: unknown device %q (want cpu or cuda)", o.Device)
+	}
+	threads := o.IntraOpThreads
+	if threads <= 0 {
+		threads = 1
+	}
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("onnxrt: session options: %w", err)
+	}
+	defer so.Destroy()
+	if err := so.SetIntraOpNumThreads(threads); err != nil {
+		return nil, fmt.Errorf("onnxrt: intra-op threads: %w", err)
+	}
+	if err := so.SetInterOpNumThreads(1); err != nil {
+		return nil, fmt.Errorf("onnxrt: inter-op threads: %w", err)
+	}
+	if device == DeviceCUDA {
+		if err := appendCUDA(so, o.DeviceID); err != nil {
+			return nil, err
+		}
+	}
+	s, err := ort.NewDynamicAdvancedSession(modelPath, InputNames, OutputNames, so)
+	if err != nil {
+		return nil, fmt.Errorf("onnxrt: loading %s: %w", modelPath, err)
+	}
+	return &Session{s: s, device: device, version: version}, nil
+}
+
+// appendCUDA adds the CUDA execution provider, or says why it cannot.
+func appendCUDA(so *ort.SessionOptions, deviceID int) error {
+	hint := fmt.Sprintf("--device cuda needs a CUDA build of ONNX Runtime %s (libonnxruntime.so.1 from onnxruntime-linux-x64-gpu, with libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so beside it, and CUDA/cuDNN libraries on the loader path) given with --ort-lib or %s; the library of `make onnxruntime` (npm onnxruntime-node) is CPU-only",
+		ortEnv.version, LibEnvVar)
+	co, err := ort.NewCUDAProviderOptions()
+	if err != nil {
+		return fmt.Errorf("onnxrt: CUDA execution provider unavailable (%v): %s", err, hint)
+	}
+	defer co.Destroy()
+	if err := co.Update(map[string]string{"device_id": strconv.Itoa(deviceID)}); err != nil {
+		return fmt.Errorf("onnxrt: CUDA execution provider options (%v): %s", err, hint)
+	}
+	if err := so.AppendExecutionProviderCUDA(co); err != nil {
+		return fmt.Errorf("onnxrt: CUDA execution provider unavailable (%v): %s", err, hint)
+	}
+	return nil
+}
+
+// Device returns "cpu" or "cuda".
+func (s *Session) Device() string { return s.device }
+
+// Version returns the ONNX Runtime version.
+func (s *Session) Version() string { return s.version }
+
+// ErrClosed is returned by Run after Close.
+var ErrClosed = errors.New("onnxrt: session closed")
+
+// Run scores a batch: it returns the logits [B*A] (row-major, padded slots -1e9) and the
+// values [B].
+func (s *Session) Run(pb *models.PolicyBatch) (logits, values []float32, err error) {
+	if pb == nil || pb.B <= 0 || pb.Ts <= 0 || pb.A <= 0 || pb.U <= 0 || pb.Ta <= 0 {
+		return nil, nil, fmt.Errorf("onnxrt: empty or malformed batch")
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, nil, ErrClosed
+	}
+	var ins []ort.Value
+	defer func() {
+		for _, v := range ins {
+			v.Destroy()
+		}
+	}()
+	addI := func(data []int32, d0, d1 int) error {
+		if len(data) != d0*d1 {
+			return fmt.Errorf("onnxrt: input %d has %d values, want %d x %d", len(ins), len(data), d0, d1)
+		}
+		t, err := ort.NewTensor(ort.NewShape(int64(d0), int64(d1)), data)
+		if err != nil {
+			return fmt.Errorf("onnxrt: input tensor: %w", err)
+		}
+		ins = append(ins, t)
+		return nil
+	}
+	for _, in := range []struct {
+		data   []int32
+		d0, d1 int
+	}{
+		{pb.StateIDs, pb.B, pb.Ts}, {pb.StateMask, pb.B, pb.Ts}, {pb.StateTypes, pb.B, pb.Ts},
+		{pb.ActionIDs, pb.U, pb.Ta}, {pb.ActionMask, pb.U, pb.Ta}, {pb.ActionIndex, pb.B, pb.A},
+	} {
+		if err := addI(in.data, in.d0, in.d1); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(pb.ActionValid) != pb.B*pb.A {
+		return nil, nil, fmt.Errorf("onnxrt: action_valid has %d values, want %d x %d", len(pb.ActionValid), pb.B, pb.A)
+	}
+	valid, err := ort.NewTensor(ort.NewShape(int64(pb.B), int64(pb.A)), pb.ActionValid)
+	if err != nil {
+		return nil, nil, fmt.Errorf("onnxrt: input tensor: %w", err)
+	}
+	ins = append(ins, valid)
+	if err := addI(pb.ActionPos, pb.B, pb.A); err != nil {
+		return nil, nil, err
+	}
+	outs := []ort.Value{nil, nil}
+	if err := s.s.Run(ins, outs); err != nil {
+		return nil, nil, fmt.Errorf("onnxrt: run: %w", err)
+	}
+	defer func() {
+		for _, v := range outs {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}()
+	lt, ok1 := outs[0].(*ort.Tensor[float32])
+	vt, ok2 := outs[1].(*ort.Tensor[float32])
+	if !ok1 || !ok2 {
+		return nil, nil, fmt.Errorf("onnxrt: outputs are %T and %T, want float32 tensors", outs[0], outs[1])
+	}
+	if len(lt.GetData()) != pb.B*pb.A || len(vt.GetData()) != pb.B {
+		return nil, nil, fmt.Errorf("onnxrt: output shapes %v and %v, want [%d %d] and [%d]", lt.GetShape(), vt.GetShape(), pb.B, pb.A, pb.B)
+	}
+	return append([]float32(nil), lt.GetData()...), append([]float32(nil), vt.GetData()...), nil
+}
+
+// Close releases the session; runs in flight finish first. Later Runs return ErrClosed.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.s.Destroy(); err != nil {
+		return fmt.Errorf("onnxrt: close: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,230 @@
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"strings"
+
+	"shopagent/env"
+	"shopagent/export/onnxrt"
+	"shopagent/models"
+)
+
+// ORTOptions configure an ONNXPolicy.
+type ORTOptions struct {
+	// Name names the policy (default: the directory's base name).
+	Name string
+	// Lib is the ONNX Runtime shared library (default $SHOPAGENT_ORT_LIB, else
+	// third_party/onnxruntime/libonnxruntime.so.1 under the repository root). One process
+	// loads one library.
+	Lib string
+	// IntraOpThreads is the number of threads one forward pass may use; 0 means 1. The
+	// default is 1 because the server scores many concurrent requests on one shared
+	// session: one thread per run lets concurrent requests fill the cores without
+	// oversubscribing them (ONNX Runtime's advice for throughput). Raise it for low
+	// latency with few clients.
+	IntraOpThreads int
+	// Device is "cpu" (default) or "cuda" (needs a CUDA build of the library; loading
+	// fails with a message saying so otherwise).
+	Device string
+	// DeviceID is the GPU used with Device "cuda".
+	DeviceID int
+}
+
+// ONNXPolicy is a Policy that runs an exported policy directory (model.onnx, vocab.txt,
+// policy.json; see `shopagent export`) on ONNX Runtime. It featurizes an observation as
+// training does (models.ChoiceFromObservation, models.EncodeChoice with the policy's
+// tokenizer and limits). It is safe for concurrent use: runs share one ONNX Runtime
+// session, which allows concurrent runs, and Close waits for runs in flight.
+type ONNXPolicy struct {
+	manifest *onnxrt.Manifest
+	tok      *models.Tokenizer
+	sess     *onnxrt.Session
+	info     PolicyInfo
+}
+
+var _ Policy = (*ONNXPolicy)(nil)
+
+// LoadONNXPolicy loads a policy directory: it reads policy.json, checks the sha256 of
+// model.onnx and vocab.txt against it, loads the vocabulary and creates the ONNX Runtime
+// session. Missing or corrupt files give errors naming them.
+func LoadONNXPolicy(dir string, opts ORTOptions) (*ONNXPolicy, error) {
+	m, err := onnxrt.ReadManifest(dir)
+	if err != nil {
+		return nil, fmt.Errorf("serve: load ONNX policy: %w", err)
+	}
+	if err := m.VerifyFiles(dir); err != nil {
+		return nil, fmt.Errorf("serve: load ONNX policy: %w", err)
+	}
+	tok, err := models.LoadVocab(filepath.Join(dir, onnxrt.VocabFile))
+	if err != nil {
+		return nil, fmt.Errorf("serve: load ONNX policy %s: %w", dir, err)
+	}
+	if tok.VocabSize() != m.Policy.Bert.VocabSize {
+		return nil, fmt.Errorf("serve: load ONNX policy %s: vocab.txt has %d tokens, the model %d", dir, tok.VocabSize(), m.Policy.Bert.VocabSize)
+	}
+	sess, err := onnxrt.NewSession(filepath.Join(dir, onnxrt.ModelFile), onnxrt.Options{
+		Lib: opts.Lib, IntraOpThreads: opts.IntraOpThreads, Device: opts.Device, DeviceID: opts.DeviceID,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("serve: load ONNX policy %s: %w", dir, err)
+	}
+	name := opts.Name
+	if name == "" {
+		name = filepath.Base(filepath.Clean(dir))
+	}
+	return &ONNXPolicy{
+		manifest: m, tok: tok, sess: sess,
+		info: PolicyInfo{Name: name, Dir: dir, Preset: m.Preset, SHA256: m.SHA256[onnxrt.ModelFile]},
+	}, nil
+}
+
+// Manifest returns the policy's policy.json.
+func (p *ONNXPolicy) Manifest() onnxrt.Manifest { return *p.manifest }
+
+// Info implements Policy: the name, directory, preset and the sha256 of model.onnx.
+func (p *ONNXPolicy) Info() PolicyInfo { return p.info }
+
+// Close implements Policy: it releases the ONNX Runtime session (after runs in flight).
+func (p *ONNXPolicy) Close() error { return p.sess.Close() }
+
+// ActInput is one observation to score with ActBatch.
+type ActInput struct {
+	// Instruction overrides the instruction parsed from the observation when not empty.
+	Instruction string
+	// Observation is the page text (WebShop's text_rich or text mode).
+	Observation string
+	// Actions are the available actions: "click[...]" and "search[...]".
+	Actions []string
+}
+
+// Act implements Policy: the probability of each action (in the order given) and the
+// state's value. See ActBatch.
+func (p *ONNXPolicy) Act(instruction, observation string, actions []string) (Decision, error) {
+	ds, err := p.ActBatch([]ActInput{{Instruction: instruction, Observation: observation, Actions: actions}})
+	if err != nil {
+		return Decision{}, err
+	}
+	return ds[0], nil
+}
+
+// ActBatch scores several observations in one ONNX Runtime run (padded to the longest
+// state and action and the most actions; the graph's axes are dynamic).
+//
+// Actions are WebShop action strings. A click[x] is scored as the training agent scores
+// clickable x (models.ChoiceFromObservation: a product on a results page reads "item -
+// <title> - <price>" with its position, a selected option value is marked as clicked);
+// products are ranked in the order the actions list them, so give them in page order as
+// WebShop does.
+// A search[q] (a candidate query) is scored like any other action, with the text "search
+// q"; so is click[search], with the text "search". Probabilities are the softmax of the
+// logits over the given actions.
+func (p *ONNXPolicy) ActBatch(inputs []ActInput) ([]Decision, error) {
+	if len(inputs) == 0 {
+		return nil, errors.New("serve: ONNX policy: no observations")
+	}
+	cfg := p.manifest.Policy
+	encoded := make([]models.EncodedChoice, len(inputs))
+	order := make([][]int, len(inputs)) // order[i][k]: the model slot of action k
+	for i, in := range inputs {
+		ex, slots, err := choiceFromActions(in)
+		if err != nil {
+			if len(inputs) > 1 {
+				return nil, fmt.Errorf("serve: ONNX policy: observation %d: %w", i, err)
+			}
+			return nil, fmt.Errorf("serve: ONNX policy: %w", err)
+		}
+		encoded[i] = models.EncodeChoice(p.tok, cfg, ex)
+		order[i] = slots
+	}
+	pb, err := onnxrt.ExactBatch(encoded)
+	if err != nil {
+		return nil, fmt.Errorf("serve: ONNX policy: %w", err)
+	}
+	logits, values, err := p.sess.Run(pb)
+	if err != nil {
+		return nil, fmt.Errorf("serve: ONNX policy %s: %w", p.info.Name, err)
+	}
+	out := make([]Decision, len(inputs))
+	for i := range inputs {
+		l := make([]float64, len(order[i]))
+		for k, slot := range order[i] {
+			l[k] = float64(logits[i*pb.A+slot])
+		}
+		probs, err := finiteSoftmax(l)
+		if err != nil {
+			return nil, fmt.Errorf("serve: ONNX policy %s: %w", p.info.Name, err)
+		}
+		out[i] = Decision{Probabilities: probs, Value: float64(values[i])}
+	}
+	return out, nil
+}
+
+// choiceFromActions builds the choice example of an observation and its WebShop actions,
+// returning, for each action, its slot in the example.
+func choiceFromActions(in ActInput) (models.ChoiceExample, []int, error) {
+	if len(in.Actions) == 0 {
+		return models.ChoiceExample{}, nil, errors.New("no actions")
+	}
+	var clickables []string
+	var clickOf []int // action index of each clickable
+	type extra struct {
+		action int
+		text   string
+	}
+	var extras []extra
+	for k, a := range in.Actions {
+		pa := env.ParseAction(strings.TrimSpace(a))
+		switch {
+		case pa.HasArg && pa.Name == "click" && pa.Arg == env.ClickSearch:
+			extras = append(extras, extra{k, env.ClickSearch})
+		case pa.HasArg && pa.Name == "click":
+			clickables = append(clickables, pa.Arg)
+			clickOf = append(clickOf, k)
+		case pa.HasArg && pa.Name == "search":
+			extras = append(extras, extra{k, "search " + pa.Arg})
+		default:
+			return models.ChoiceExample{}, nil, fmt.Errorf("action %d %q is neither click[...] nor search[...]", k, a)
+		}
+	}
+	ex, idx := models.ChoiceFromObservation(in.Observation, clickables)
+	if len(idx) != len(clickables) {
+		return models.ChoiceExample{}, nil, fmt.Errorf("featurization kept %d of %d clickables", len(idx), len(clickables))
+	}
+	if in.Instruction != "" {
+		ex.Instruction = in.Instruction
+	}
+	slots := make([]int, len(in.Actions))
+	for j, c := range idx {
+		slots[clickOf[c]] = j
+	}
+	for _, e := range extras {
+		slots[e.action] = len(ex.Actions)
+		ex.Actions = append(ex.Actions, e.text)
+		ex.Positions = append(ex.Positions, 0)
+	}
+	return ex, slots, nil
+}
+
+// finiteSoftmax returns the softmax of logits, or an error when they are not finite.
+func finiteSoftmax(logits []float64) ([]float64, error) {
+	m := math.Inf(-1)
+	for _, l := range logits {
+		if math.IsNaN(l) || math.IsInf(l, 0) {
+			return nil, fmt.Errorf("non-finite logit %g", l)
+		}
+		m = max(m, l)
+	}
+	out := make([]float64, len(logits))
+	var s float64
+	for i, l := range logits {
+		out[i] = math.Exp(l - m)
+		s += out[i]
+	}
+	for i := range out {
+		out[i] /= s
+	}
+	return out, nil
+}

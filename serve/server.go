@@ -1,0 +1,915 @@
+package serve
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	mrand "math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"shopagent/bandit"
+)
+
+// Routing modes.
+const (
+	ModeThompson = "thompson"
+	ModeCanary   = "canary"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxBody       = 1 << 20
+	DefaultMaxActions    = 512
+	DefaultMaxText       = 64 << 10
+	DefaultMaxSessionID  = 256
+	DefaultRewardTimeout = 10 * time.Minute
+	DefaultSessionTTL    = time.Hour
+	DefaultPBestDraws    = 4000
+	DefaultPBestRefresh  = time.Second
+)
+
+// Config configures a Server.
+type Config struct {
+	Arms   []ArmSpec
+	Loader Loader
+	// Mode is ModeThompson (default) or ModeCanary.
+	Mode string
+	// Weights are the canary weights, one per arm (ModeCanary).
+	Weights []float64
+	// MinShare is Thompson sampling's floor on each arm's share of new sessions.
+	MinShare float64
+	// Prior is the Beta prior of the arms' success probabilities (default Beta(1, 1)).
+	Prior bandit.Prior
+	// Sample draws the action from the policy's probabilities instead of the argmax.
+	Sample bool
+	// Seed seeds the arm and action draws (0: from crypto/rand).
+	Seed uint64
+	// RewardTimeout: an episode with no reward this long after its last decision ends with
+	// reward 0 (default 10m).
+	RewardTimeout time.Duration
+	// SessionTTL: a session forgets its arm this long after its last decision (default
+	// 1h; at least RewardTimeout).
+	SessionTTL time.Duration
+	// SweepEvery is how often expired episodes are collected (default RewardTimeout/10,
+	// clamped to [10ms, 10s]).
+	SweepEvery time.Duration
+	// AdminToken protects POST /admin/reload (empty: reload is disabled).
+	AdminToken string
+	// Limits on requests (defaults DefaultMaxBody, DefaultMaxActions, DefaultMaxText).
+	MaxBody    int64
+	MaxActions int
+	MaxText    int
+	// PBestDraws and PBestRefresh: Monte Carlo draws of P(best) behind the Thompson
+	// allocation, recomputed at most every PBestRefresh.
+	PBestDraws   int
+	PBestRefresh time.Duration
+	// Store holds the shared state (default: a MemoryStore).
+	Store Store
+	// Logs receives decision and reward rows (nil: not logged).
+	Logs *LogWriter
+	// Logf reports background errors (default: dropped).
+	Logf func(format string, args ...any)
+}
+
+// Server is the policy server. Create it with New, serve Handler(), call Start to load
+// the arms and run the reward-timeout sweeper, and Shutdown at the end.
+type Server struct {
+	cfg     Config
+	arms    []*arm
+	byName  map[string]*arm
+	names   []string
+	canary  bandit.Canary
+	ts      bandit.Thompson
+	store   Store
+	metrics *metrics
+	echo    *echo.Echo
+
+	rngMu sync.Mutex
+	rng   *mrand.Rand
+
+	allocMu   sync.Mutex
+	alloc     []float64
+	allocTime time.Time
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// New checks the configuration and builds the server (arms are not loaded yet).
+func New(cfg Config) (*Server, error) {
+	if len(cfg.Arms) == 0 {
+		return nil, errors.New("serve: no arms")
+	}
+	if cfg.Loader == nil {
+		return nil, errors.New("serve: no policy loader")
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = ModeThompson
+	}
+	if cfg.Prior == (bandit.Prior{}) {
+		cfg.Prior = bandit.UniformPrior
+	}
+	if cfg.RewardTimeout <= 0 {
+		cfg.RewardTimeout = DefaultRewardTimeout
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	if cfg.SessionTTL < cfg.RewardTimeout {
+		return nil, fmt.Errorf("serve: session TTL %s is shorter than the reward timeout %s", cfg.SessionTTL, cfg.RewardTimeout)
+	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = min(max(cfg.RewardTimeout/10, 10*time.Millisecond), 10*time.Second)
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.MaxActions <= 0 {
+		cfg.MaxActions = DefaultMaxActions
+	}
+	if cfg.MaxText <= 0 {
+		cfg.MaxText = DefaultMaxText
+	}
+	if cfg.PBestDraws <= 0 {
+		cfg.PBestDraws = DefaultPBestDraws
+	}
+	if cfg.PBestRefresh <= 0 {
+		cfg.PBestRefresh = DefaultPBestRefresh
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	s := &Server{cfg: cfg, byName: map[string]*arm{}, stop: make(chan struct{})}
+	for _, sp := range cfg.Arms {
+		if !armNameRE.MatchString(sp.Name) {
+			return nil, fmt.Errorf("serve: bad arm name %q", sp.Name)
+		}
+		if s.byName[sp.Name] != nil {
+			return nil, fmt.Errorf("serve: arm %q is named twice", sp.Name)
+		}
+		a := &arm{spec: sp}
+		s.arms = append(s.arms, a)
+		s.byName[sp.Name] = a
+		s.names = append(s.names, sp.Name)
+	}
+	switch cfg.Mode {
+	case ModeCanary:
+		if len(cfg.Weights) != len(cfg.Arms) {
+			return nil, fmt.Errorf("serve: canary mode needs %d weights, got %d", len(cfg.Arms), len(cfg.Weights))
+		}
+		c, err := bandit.NewCanary(cfg.Weights)
+		if err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+		s.canary = c
+	case ModeThompson:
+		s.ts = bandit.Thompson{Prior: cfg.Prior, MinShare: cfg.MinShare}
+		if err := s.ts.Validate(len(cfg.Arms)); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("serve: unknown mode %q (want thompson or canary)", cfg.Mode)
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		seed = uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+	}
+	s.rng = mrand.New(mrand.NewPCG(seed, 0x73657276))
+	s.store = cfg.Store
+	if s.store == nil {
+		s.store = NewMemoryStore(cfg.SessionTTL, cfg.SessionTTL)
+	}
+	s.metrics = newMetrics(s.names)
+	s.echo = s.routes()
+	return s, nil
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Registry returns the Prometheus registry behind /metrics.
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
+
+// LoadArms loads every arm's policy (concurrently); it returns the joined load errors.
+// Arms that fail stay unloaded (or keep their previous policy) and /readyz says so.
+func (s *Server) LoadArms() error {
+	errs := make([]error, len(s.arms))
+	var wg sync.WaitGroup
+	for i, a := range s.arms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = a.load(s.cfg.Loader)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Ready reports whether every arm has a loaded policy.
+func (s *Server) Ready() bool {
+	for _, a := range s.arms {
+		if !a.loaded() {
+			return false
+		}
+	}
+	return true
+}
+
+// Start runs the reward-timeout sweeper until Shutdown.
+func (s *Server) Start() {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(s.cfg.SweepEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				s.Sweep(context.Background(), time.Now())
+			}
+		}
+	}()
+}
+
+// Sweep ends the episodes whose reward timeout passed before now with reward 0, and
+// returns how many it ended.
+func (s *Server) Sweep(ctx context.Context, now time.Time) int {
+	n := 0
+	for {
+		eps, err := s.store.Expired(ctx, now, 1000)
+		if err != nil {
+			s.cfg.Logf("serve: reward timeout sweep: %v", err)
+			return n
+		}
+		for _, ep := range eps {
+			if err := s.store.Observe(ctx, ep.Arm, 0); err != nil {
+				s.cfg.Logf("serve: reward timeout: %v", err)
+			}
+			s.recordReward(ep, ep.LastEvent, 0, "timeout", now)
+		}
+		n += len(eps)
+		if len(eps) < 1000 {
+			return n
+		}
+	}
+}
+
+// Shutdown stops the sweeper, flushes the logs, closes the store and the policies.
+func (s *Server) Shutdown() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.wg.Wait()
+	var errs []error
+	if s.cfg.Logs != nil {
+		errs = append(errs, s.cfg.Logs.Close())
+	}
+	errs = append(errs, s.store.Close())
+	for _, a := range s.arms {
+		a.close()
+	}
+	return errors.Join(errs...)
+}
+
+// ---- HTTP ----
+
+// ErrorResponse is the body of every error reply.
+type ErrorResponse struct {
+	Error string `json:"error"`
+}
+
+// ActRequest is the body of POST /act.
+type ActRequest struct {
+	SessionID        string   `json:"session_id"`
+	Observation      string   `json:"observation"`
+	AvailableActions []string `json:"available_actions"`
+	Instruction      string   `json:"instruction,omitempty"`
+	Arm              string   `json:"arm,omitempty"`
+}
+
+// ActResponse is the reply of POST /act.
+type ActResponse struct {
+	EventID       string    `json:"event_id"`
+	Arm           string    `json:"arm"`
+	Policy        string    `json:"policy"`
+	PolicySHA256  string    `json:"policy_sha256"`
+	Action        string    `json:"action"`
+	Index         int       `json:"index"`
+	Probabilities []float64 `json:"probabilities"`
+	// Propensity is ActionPropensity x ArmPropensity on the decision that assigned the
+	// session's arm, ActionPropensity on the others (see DecisionRow).
+	Propensity       float64 `json:"propensity"`
+	ActionPropensity float64 `json:"action_propensity"`
+	ArmPropensity    float64 `json:"arm_propensity"`
+	Value            float64 `json:"value"`
+	Episode          int64   `json:"episode"`
+	Step             int64   `json:"step"`
+}
+
+// FeedbackRequest is the body of POST /feedback: event_id or session_id, and the reward
+// in [0, 1] of the episode.
+type FeedbackRequest struct {
+	EventID   string   `json:"event_id,omitempty"`
+	SessionID string   `json:"session_id,omitempty"`
+	Reward    *float64 `json:"reward"`
+}
+
+// FeedbackResponse is the reply of POST /feedback.
+type FeedbackResponse struct {
+	SessionID string  `json:"session_id"`
+	Arm       string  `json:"arm"`
+	Episode   int64   `json:"episode"`
+	Steps     int64   `json:"steps"`
+	Reward    float64 `json:"reward"`
+	Success   bool    `json:"success"`
+}
+
+// ArmReport is one arm of GET /arms.
+type ArmReport struct {
+	Name        string    `json:"name"`
+	Dir         string    `json:"dir"`
+	Loaded      bool      `json:"loaded"`
+	Policy      string    `json:"policy,omitempty"`
+	SHA256      string    `json:"sha256,omitempty"`
+	LoadedAt    time.Time `json:"loaded_at,omitzero"`
+	LoadError   string    `json:"load_error,omitempty"`
+	Episodes    int64     `json:"episodes"`
+	Successes   int64     `json:"successes"`
+	MeanScore   float64   `json:"mean_score"`
+	ScoreStdErr float64   `json:"score_stderr"`
+	SuccessRate float64   `json:"success_rate"`
+	Posterior   Posterior `json:"posterior"`
+	PBest       float64   `json:"p_best"`
+	// Allocation is the probability that a new session gets this arm.
+	Allocation float64 `json:"allocation"`
+}
+
+// Posterior is a Beta posterior.
+type Posterior struct {
+	Alpha float64 `json:"alpha"`
+	Beta  float64 `json:"beta"`
+	Mean  float64 `json:"mean"`
+}
+
+// ArmsResponse is the reply of GET /arms.
+type ArmsResponse struct {
+	Mode     string      `json:"mode"`
+	MinShare float64     `json:"min_share,omitempty"`
+	Sample   bool        `json:"sample"`
+	Arms     []ArmReport `json:"arms"`
+}
+
+// ReloadResult is one arm's outcome in POST /admin/reload.
+type ReloadResult struct {
+	Arm    string `json:"arm"`
+	OK     bool   `json:"ok"`
+	Policy string `json:"policy,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		code, msg := http.StatusInternalServerError, err.Error()
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			code = he.Code
+			msg = fmt.Sprint(he.Message)
+			if he.Internal != nil && code >= 500 {
+				msg += ": " + he.Internal.Error()
+			}
+		}
+		_ = c.JSON(code, ErrorResponse{Error: msg})
+	}
+	e.Use(s.metrics.middleware)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true}))
+	e.POST("/act", s.handleAct)
+	e.POST("/feedback", s.handleFeedback)
+	e.GET("/arms", s.handleArms)
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", s.handleReady)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
+	e.POST("/admin/reload", s.handleReload)
+	return e
+}
+
+func httpErr(code int, format string, args ...any) error {
+	return echo.NewHTTPError(code, fmt.Sprintf(format, args...))
+}
+
+// decodeBody decodes a JSON body of at most MaxBody bytes into v.
+func (s *Server) decodeBody(c echo.Context, v any) error {
+	r := c.Request()
+	if r.ContentLength > s.cfg.MaxBody {
+		return httpErr(http.StatusRequestEntityTooLarge, "body of %d bytes is over the limit of %d", r.ContentLength, s.cfg.MaxBody)
+	}
+	body := http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxBody)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return httpErr(http.StatusRequestEntityTooLarge, "body is over the limit of %d bytes", s.cfg.MaxBody)
+		}
+		if errors.Is(err, io.EOF) {
+			return httpErr(http.StatusBadRequest, "empty body: want a JSON object")
+		}
+		return httpErr(http.StatusBadRequest, "malformed JSON: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return httpErr(http.StatusRequestEntityTooLarge, "body is over the limit of %d bytes", s.cfg.MaxBody)
+		}
+		return httpErr(http.StatusBadRequest, "malformed JSON: trailing data after the object")
+	}
+	return nil
+}
+
+func checkID(field, v string) error {
+	if v == "" {
+		return httpErr(http.StatusBadRequest, "%s is required", field)
+	}
+	if len(v) > DefaultMaxSessionID {
+		return httpErr(http.StatusBadRequest, "%s is longer than %d bytes", field, DefaultMaxSessionID)
+	}
+	if !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return httpErr(http.StatusBadRequest, "%s must be valid UTF-8 without control characters", field)
+	}
+	return nil
+}
+
+func (s *Server) checkText(field, v string) error {
+	if len(v) > s.cfg.MaxText {
+		return httpErr(http.StatusBadRequest, "%s is %d bytes, over the limit of %d", field, len(v), s.cfg.MaxText)
+	}
+	if !utf8.ValidString(v) {
+		return httpErr(http.StatusBadRequest, "%s is not valid UTF-8", field)
+	}
+	return nil
+}
+
+func (s *Server) validateAct(req *ActRequest) error {
+	if err := checkID("session_id", req.SessionID); err != nil {
+		return err
+	}
+	if err := s.checkText("observation", req.Observation); err != nil {
+		return err
+	}
+	if err := s.checkText("instruction", req.Instruction); err != nil {
+		return err
+	}
+	n := len(req.AvailableActions)
+	if n == 0 {
+		return httpErr(http.StatusBadRequest, "available_actions is empty")
+	}
+	if n > s.cfg.MaxActions {
+		return httpErr(http.StatusBadRequest, "%d available_actions, over the limit of %d", n, s.cfg.MaxActions)
+	}
+	for i, a := range req.AvailableActions {
+		if a == "" {
+			return httpErr(http.StatusBadRequest, "available_actions[%d] is empty", i)
+		}
+		if err := s.checkText(fmt.Sprintf("available_actions[%d]", i), a); err != nil {
+			return err
+		}
+	}
+	if req.Arm != "" && s.byName[req.Arm] == nil {
+		return httpErr(http.StatusBadRequest, "unknown arm %q (arms: %s)", req.Arm, strings.Join(s.names, ", "))
+	}
+	return nil
+}
+
+func newEventID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// allocation returns the probability of each arm for a new session: the canary weights,
+// or Thompson sampling's: MinShare + (1 - K x MinShare) x P(arm is best), P(best) by
+// Monte Carlo over the current posteriors (the distribution of bandit.Thompson.Choose).
+func (s *Server) allocation(ctx context.Context) ([]float64, error) {
+	if s.cfg.Mode == ModeCanary {
+		return s.canary.Weights, nil
+	}
+	s.allocMu.Lock()
+	defer s.allocMu.Unlock()
+	if s.alloc != nil && time.Since(s.allocTime) < s.cfg.PBestRefresh {
+		return s.alloc, nil
+	}
+	states, err := s.store.States(ctx, s.names)
+	if err != nil {
+		return nil, err
+	}
+	s.rngMu.Lock()
+	pb := bandit.ProbBest(states, s.cfg.Prior, s.cfg.PBestDraws, s.rng)
+	s.rngMu.Unlock()
+	k := float64(len(pb))
+	out := make([]float64, len(pb))
+	for i, p := range pb {
+		out[i] = s.cfg.MinShare + (1-k*s.cfg.MinShare)*p
+	}
+	s.alloc, s.allocTime = out, time.Now()
+	return out, nil
+}
+
+func (s *Server) draw(probs []float64) int {
+	s.rngMu.Lock()
+	u := s.rng.Float64()
+	s.rngMu.Unlock()
+	for i, p := range probs {
+		if u < p {
+			return i
+		}
+		u -= p
+	}
+	// Rounding: the last arm with positive probability.
+	for i := len(probs) - 1; i >= 0; i-- {
+		if probs[i] > 0 {
+			return i
+		}
+	}
+	return len(probs) - 1
+}
+
+// session returns the request's session, assigning an arm to a new one. assigned is true
+// when this request assigned it.
+func (s *Server) session(ctx context.Context, req *ActRequest) (Session, bool, error) {
+	sess, ok, err := s.store.Session(ctx, req.SessionID)
+	if err != nil {
+		return Session{}, false, httpErr(http.StatusServiceUnavailable, "state store: %v", err)
+	}
+	if !ok {
+		name, prop := req.Arm, 1.0
+		if name == "" {
+			probs, err := s.allocation(ctx)
+			if err != nil {
+				return Session{}, false, httpErr(http.StatusServiceUnavailable, "state store: %v", err)
+			}
+			i := s.draw(probs)
+			name, prop = s.names[i], probs[i]
+		}
+		var assigned bool
+		sess, assigned, err = s.store.Assign(ctx, req.SessionID, name, prop)
+		if err != nil {
+			return Session{}, false, httpErr(http.StatusServiceUnavailable, "state store: %v", err)
+		}
+		ok = assigned
+	} else {
+		ok = false
+	}
+	if req.Arm != "" && sess.Arm != req.Arm {
+		return Session{}, false, httpErr(http.StatusConflict, "session %q is assigned to arm %q, not %q", req.SessionID, sess.Arm, req.Arm)
+	}
+	if s.byName[sess.Arm] == nil {
+		return Session{}, false, httpErr(http.StatusConflict, "session %q is assigned to arm %q, which this server does not serve", req.SessionID, sess.Arm)
+	}
+	return sess, ok, nil
+}
+
+func (s *Server) handleAct(c echo.Context) error {
+	start := time.Now()
+	var req ActRequest
+	if err := s.decodeBody(c, &req); err != nil {
+		return err
+	}
+	if err := s.validateAct(&req); err != nil {
+		return err
+	}
+	if !s.Ready() {
+		return httpErr(http.StatusServiceUnavailable, "not ready: arms are still loading")
+	}
+	ctx := c.Request().Context()
+	sess, assigned, err := s.session(ctx, &req)
+	if err != nil {
+		return err
+	}
+	a := s.byName[sess.Arm]
+	d, info, err := a.act(req.Instruction, req.Observation, req.AvailableActions)
+	if err != nil {
+		return httpErr(http.StatusInternalServerError, "arm %s: %v", sess.Arm, err)
+	}
+	if err := checkDecision(d, len(req.AvailableActions)); err != nil {
+		return httpErr(http.StatusInternalServerError, "arm %s: %v", sess.Arm, err)
+	}
+	idx, actionProp := 0, 1.0
+	if s.cfg.Sample {
+		s.rngMu.Lock()
+		u := s.rng.Float64()
+		s.rngMu.Unlock()
+		idx = len(d.Probabilities) - 1
+		for i, p := range d.Probabilities {
+			if u < p {
+				idx = i
+				break
+			}
+			u -= p
+		}
+		actionProp = d.Probabilities[idx]
+	} else {
+		for i, p := range d.Probabilities {
+			if p > d.Probabilities[idx] {
+				idx = i
+			}
+		}
+	}
+	eventID := newEventID()
+	now := time.Now()
+	sess, ok, err := s.store.Decide(ctx, req.SessionID, eventID, now.Add(s.cfg.RewardTimeout))
+	if err != nil {
+		return httpErr(http.StatusServiceUnavailable, "state store: %v", err)
+	}
+	if !ok {
+		return httpErr(http.StatusConflict, "session %q expired during the request; retry", req.SessionID)
+	}
+	prop := actionProp
+	armProp := sess.ArmPropensity
+	if assigned {
+		prop *= armProp
+	}
+	resp := ActResponse{EventID: eventID, Arm: sess.Arm, Policy: info.Name, PolicySHA256: info.SHA256,
+		Action: req.AvailableActions[idx], Index: idx, Probabilities: d.Probabilities,
+		Propensity: prop, ActionPropensity: actionProp, ArmPropensity: armProp, Value: d.Value,
+		Episode: sess.Episode, Step: sess.Steps - 1}
+	lat := time.Since(start)
+	s.metrics.decisions.WithLabelValues(sess.Arm).Inc()
+	if s.cfg.Logs != nil {
+		p32 := make([]float32, len(d.Probabilities))
+		for i, p := range d.Probabilities {
+			p32[i] = float32(p)
+		}
+		s.cfg.Logs.Decision(DecisionRow{EventID: eventID, TS: now, SessionID: req.SessionID, Episode: sess.Episode,
+			Step: sess.Steps - 1, Arm: sess.Arm, Policy: info.Name, ModelSHA256: info.SHA256,
+			Instruction: req.Instruction, Observation: req.Observation, AvailableActions: req.AvailableActions,
+			Action: resp.Action, ActionIndex: int32(idx), Probabilities: p32, Propensity: prop,
+			ActionPropensity: actionProp, ArmPropensity: armProp, Sampled: s.cfg.Sample, Value: d.Value,
+			LatencyUS: lat.Microseconds()})
+	}
+	return c.JSON(http.StatusOK, resp)
+}
+
+func (s *Server) recordReward(ep EndedEpisode, eventID string, reward float64, source string, now time.Time) {
+	s.metrics.rewards.WithLabelValues(ep.Arm, source).Inc()
+	s.metrics.rewardSum.WithLabelValues(ep.Arm).Add(reward)
+	if reward >= bandit.SuccessThreshold {
+		s.metrics.successes.WithLabelValues(ep.Arm).Inc()
+	}
+	if s.cfg.Logs != nil {
+		s.cfg.Logs.Reward(RewardRow{EventID: eventID, SessionID: ep.SessionID, Episode: ep.Episode, Arm: ep.Arm,
+			TS: now, Reward: reward, Success: reward >= bandit.SuccessThreshold, Steps: ep.Steps, Source: source})
+	}
+}
+
+func (s *Server) handleFeedback(c echo.Context) error {
+	var req FeedbackRequest
+	if err := s.decodeBody(c, &req); err != nil {
+		return err
+	}
+	if req.Reward == nil {
+		return httpErr(http.StatusBadRequest, "reward is required")
+	}
+	r := *req.Reward
+	if math.IsNaN(r) || r < 0 || r > 1 {
+		return httpErr(http.StatusBadRequest, "reward %g is not in [0, 1]", r)
+	}
+	if req.EventID == "" && req.SessionID == "" {
+		return httpErr(http.StatusBadRequest, "event_id or session_id is required")
+	}
+	ctx := c.Request().Context()
+	sessionID, episode, eventID := req.SessionID, int64(-1), req.EventID
+	if req.EventID != "" {
+		if err := checkID("event_id", req.EventID); err != nil {
+			return err
+		}
+		ref, ok, err := s.store.Event(ctx, req.EventID)
+		if err != nil {
+			return httpErr(http.StatusServiceUnavailable, "state store: %v", err)
+		}
+		if !ok {
+			return httpErr(http.StatusNotFound, "unknown or expired event_id %q", req.EventID)
+		}
+		if req.SessionID != "" && req.SessionID != ref.SessionID {
+			return httpErr(http.StatusBadRequest, "event %q belongs to another session", req.EventID)
+		}
+		sessionID, episode = ref.SessionID, ref.Episode
+	} else {
+		if err := checkID("session_id", req.SessionID); err != nil {
+			return err
+		}
+		if _, ok, err := s.store.Session(ctx, sessionID); err != nil {
+			return httpErr(http.StatusServiceUnavailable, "state store: %v", err)
+		} else if !ok {
+			return httpErr(http.StatusNotFound, "unknown or expired session_id %q", sessionID)
+		}
+	}
+	ep, ok, err := s.store.Finish(ctx, sessionID, episode)
+	if err != nil {
+		return httpErr(http.StatusServiceUnavailable, "state store: %v", err)
+	}
+	if !ok {
+		return httpErr(http.StatusConflict, "session %q has no episode waiting for a reward (already rewarded or timed out)", sessionID)
+	}
+	if err := s.store.Observe(ctx, ep.Arm, r); err != nil {
+		return httpErr(http.StatusServiceUnavailable, "state store: %v", err)
+	}
+	if eventID == "" {
+		eventID = ep.LastEvent
+	}
+	s.recordReward(ep, eventID, r, "feedback", time.Now())
+	return c.JSON(http.StatusOK, FeedbackResponse{SessionID: sessionID, Arm: ep.Arm, Episode: ep.Episode,
+		Steps: ep.Steps, Reward: r, Success: r >= bandit.SuccessThreshold})
+}
+
+// Arms returns the report of GET /arms.
+func (s *Server) Arms(ctx context.Context) (ArmsResponse, error) {
+	states, err := s.store.States(ctx, s.names)
+	if err != nil {
+		return ArmsResponse{}, err
+	}
+	s.rngMu.Lock()
+	pb := bandit.ProbBest(states, s.cfg.Prior, 10000, s.rng)
+	s.rngMu.Unlock()
+	alloc, err := s.allocation(ctx)
+	if err != nil {
+		return ArmsResponse{}, err
+	}
+	out := ArmsResponse{Mode: s.cfg.Mode, Sample: s.cfg.Sample}
+	if s.cfg.Mode == ModeThompson {
+		out.MinShare = s.cfg.MinShare
+	}
+	for i, a := range s.arms {
+		st := states[i]
+		al, be := st.Posterior(s.cfg.Prior)
+		rep := ArmReport{Name: a.spec.Name, Dir: a.spec.Dir, Episodes: st.Episodes, Successes: st.Successes,
+			MeanScore: st.MeanScore(), ScoreStdErr: st.ScoreStdErr(), SuccessRate: st.SuccessRate(),
+			Posterior: Posterior{Alpha: al, Beta: be, Mean: al / (al + be)}, PBest: pb[i], Allocation: alloc[i]}
+		a.mu.RLock()
+		rep.Loaded = a.policy != nil
+		rep.Policy, rep.SHA256, rep.LoadedAt = a.info.Name, a.info.SHA256, a.loadedAt
+		if a.loadErr != nil {
+			rep.LoadError = a.loadErr.Error()
+		}
+		a.mu.RUnlock()
+		out.Arms = append(out.Arms, rep)
+	}
+	return out, nil
+}
+
+func (s *Server) handleArms(c echo.Context) error {
+	r, err := s.Arms(c.Request().Context())
+	if err != nil {
+		return httpErr(http.StatusServiceUnavailable, "state store: %v", err)
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (s *Server) handleReady(c echo.Context) error {
+	arms := map[string]bool{}
+	for _, a := range s.arms {
+		arms[a.spec.Name] = a.loaded()
+	}
+	if !s.Ready() {
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"ready": false, "error": "not every arm is loaded", "arms": arms})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"ready": true, "arms": arms})
+}
+
+// Reload reloads one arm (name) or every arm (name empty) from disk. An arm whose load
+// fails keeps serving its previous policy; the error is in its result.
+func (s *Server) Reload(name string) ([]ReloadResult, error) {
+	targets := s.arms
+	if name != "" {
+		a := s.byName[name]
+		if a == nil {
+			return nil, fmt.Errorf("unknown arm %q", name)
+		}
+		targets = []*arm{a}
+	}
+	var out []ReloadResult
+	var errs []error
+	for _, a := range targets {
+		info, err := a.load(s.cfg.Loader)
+		r := ReloadResult{Arm: a.spec.Name, OK: err == nil, Policy: info.Name, SHA256: info.SHA256}
+		result := "ok"
+		if err != nil {
+			r.Error = err.Error()
+			errs = append(errs, err)
+			result = "error"
+		}
+		s.metrics.reloads.WithLabelValues(a.spec.Name, result).Inc()
+		out = append(out, r)
+	}
+	return out, errors.Join(errs...)
+}
+
+func (s *Server) handleReload(c echo.Context) error {
+	if s.cfg.AdminToken == "" {
+		return httpErr(http.StatusForbidden, "admin endpoints are disabled (no --admin-token)")
+	}
+	auth := c.Request().Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AdminToken)) != 1 {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="shopagent"`)
+		return httpErr(http.StatusUnauthorized, "missing or wrong bearer token")
+	}
+	name := c.QueryParam("arm")
+	if name == "" && c.Request().ContentLength != 0 {
+		var body struct {
+			Arm string `json:"arm"`
+		}
+		if err := s.decodeBody(c, &body); err != nil {
+			return err
+		}
+		name = body.Arm
+	}
+	if name != "" && s.byName[name] == nil {
+		return httpErr(http.StatusNotFound, "unknown arm %q", name)
+	}
+	res, err := s.Reload(name)
+	if err != nil {
+		return c.JSON(http.StatusInternalServerError, map[string]any{
+			"error": "reload failed; the previous policy keeps serving: " + err.Error(), "results": res})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"results": res})
+}
+
+// ---- metrics ----
+
+type metrics struct {
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	decisions *prometheus.CounterVec
+	rewards   *prometheus.CounterVec
+	rewardSum *prometheus.CounterVec
+	successes *prometheus.CounterVec
+	reloads   *prometheus.CounterVec
+}
+
+func newMetrics(arms []string) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shopagent_http_requests_total",
+		Help: "HTTP requests by route and status code."}, []string{"route", "code"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "shopagent_http_request_duration_seconds",
+		Help: "HTTP request latency by route.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18)}, []string{"route"})
+	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shopagent_decisions_total",
+		Help: "Served /act decisions by arm."}, []string{"arm"})
+	m.rewards = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shopagent_rewards_total",
+		Help: "Ended episodes by arm and source (feedback or timeout)."}, []string{"arm", "source"})
+	m.rewardSum = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shopagent_reward_sum",
+		Help: "Sum of the episode rewards by arm."}, []string{"arm"})
+	m.successes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shopagent_successes_total",
+		Help: "Episodes with reward 1 by arm."}, []string{"arm"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shopagent_reloads_total",
+		Help: "Policy reloads by arm and result."}, []string{"arm", "result"})
+	m.reg.MustRegister(m.requests, m.latency, m.decisions, m.rewards, m.rewardSum, m.successes, m.reloads,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	for _, a := range arms {
+		m.decisions.WithLabelValues(a)
+		m.rewardSum.WithLabelValues(a)
+	}
+	return m
+}
+
+func (m *metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err) // write the error reply now, so its status is counted
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		m.requests.WithLabelValues(route, strconv.Itoa(c.Response().Status)).Inc()
+		m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		return nil
+	}
+}
