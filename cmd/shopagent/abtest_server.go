@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -11,6 +12,9 @@ import (
 	"shopagent/env"
 	"shopagent/serve"
 )
+
+// serverReadyWait is how long `abtest --server` waits for the server's /readyz.
+const serverReadyWait = 2 * time.Minute
 
 // runServerABTest drives a running policy server (POST /act, POST /feedback) with the
 // simulator for `abtest --server`: each episode is a new session whose arm the server
@@ -24,8 +28,13 @@ func runServerABTest(cmd *cobra.Command, shop *env.Shop, goals []env.Goal, serve
 	client := serve.NewClient(server)
 	ctx, cancel := signalContext(cmd.Context())
 	defer cancel()
-	if err := client.WaitReady(ctx); err != nil {
-		return err
+	// A server that is starting (loading models) gets a while to become ready; one that
+	// cannot be reached fails the command instead of waiting forever.
+	waitCtx, cancelWait := context.WithTimeout(ctx, serverReadyWait)
+	err := client.WaitReady(waitCtx)
+	cancelWait()
+	if err != nil {
+		return fmt.Errorf("abtest --server %s: %w", server, err)
 	}
 	before, err := client.Arms(ctx)
 	if err != nil {
