@@ -32,7 +32,7 @@ type ortFlags struct {
 func (f *ortFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.lib, "ort-lib", "", "ONNX Runtime shared library (default $SHOPAGENT_ORT_LIB, else third_party/onnxruntime/libonnxruntime.so.1)")
 	cmd.Flags().IntVar(&f.threads, "ort-threads", 1, "ONNX Runtime intra-op threads per forward pass")
-	cmd.Flags().StringVar(&f.device, "ort-device", "cpu", "ONNX Runtime device: cpu or cuda")
+	cmd.Flags().StringVar(&f.device, "device", "cpu", "ONNX Runtime device: cpu or cuda (cuda needs a CUDA build of the library, see docs/GPU.md)")
 }
 
 // loader loads a policy directory: a lexical baseline when it holds lexical.json, else
