@@ -19,7 +19,7 @@ import (
 
 func newEvalCmd() *cobra.Command {
 	var sf shopFlags
-	var agent, split, asJSON, policy, backend, out, shard string
+	var agent, split, asJSON, policy, backend, out, shard, queryModel string
 	var workers, maxSteps, agentSteps, goalsN int
 	var sample, greedy, noBatch bool
 	var seed uint64
@@ -77,7 +77,7 @@ each action's log-probability and the state's value).`,
 			if policy != "" {
 				return evalPolicy(cmd, shop, goals, split, policyEvalOpts{
 					path: policy, backend: backend, out: out, json: asJSON, workers: workers, maxSteps: maxSteps,
-					agentSteps: agentSteps, sample: sample, seed: seed, noBatch: noBatch, shard: shard, goalIDs: ids,
+					agentSteps: agentSteps, sample: sample, seed: seed, noBatch: noBatch, shard: shard, goalIDs: ids, queryModel: queryModel,
 				})
 			}
 			var newAgent func(int) env.Agent
@@ -122,6 +122,7 @@ each action's log-probability and the state's value).`,
 	cmd.Flags().StringVar(&out, "out", "", "write the policy's episodes to this trajectory file (.parquet)")
 	cmd.Flags().IntVar(&goalsN, "first", 0, "evaluate only the first N goals of the split (0 = all)")
 	cmd.Flags().BoolVar(&noBatch, "no-batch", false, "with --policy: no batching of forwards across workers")
+	cmd.Flags().StringVar(&queryModel, "query-model", "", "with --policy: search with a learned query model (a train query run directory) instead of the keyword heuristic")
 	cmd.Flags().StringVar(&shard, "shard", "", "evaluate shard i/n of the goals: those whose index in the split is i mod n (for Indexed Jobs; --json then holds sums that add up across shards)")
 	return cmd
 }
@@ -198,6 +199,7 @@ type policyEvalOpts struct {
 	seed                     uint64
 	shard                    string
 	goalIDs                  []int
+	queryModel               string
 }
 
 // evalPolicy evaluates a trained policy and the rule agent on the same goals.
@@ -211,6 +213,20 @@ func evalPolicy(cmd *cobra.Command, shop *env.Shop, goals []env.Goal, split stri
 		return err
 	}
 	defer pol.Close()
+	var query models.QueryProposer // nil: the keyword heuristic
+	if o.queryModel != "" {
+		qm, err := models.LoadQueryModel(be, o.queryModel)
+		if err != nil {
+			return err
+		}
+		defer qm.Close()
+		query = qm
+		defer func() {
+			if err := qm.Err(); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "query model failed at least once (fell back to the heuristic): %v\n", err)
+			}
+		}()
+	}
 	r, err := shop.Splits.Split(split)
 	if err != nil {
 		return err
@@ -224,7 +240,7 @@ func evalPolicy(cmd *cobra.Command, shop *env.Shop, goals []env.Goal, split stri
 	res, err := train.EvaluatePolicy(shop, goals, pol, train.EvalConfig{
 		Workers: o.workers, NoBatching: o.noBatch, MaxSteps: o.maxSteps,
 		Agent:  train.AgentConfig{Sample: o.sample, Seed: o.seed, MaxSteps: o.agentSteps},
-		Record: o.out != "", PolicyName: name, GoalOffset: r[0], GoalIDs: o.goalIDs,
+		Record: o.out != "", PolicyName: name, GoalOffset: r[0], GoalIDs: o.goalIDs, Query: query,
 		Progress: func(int) { _ = bar.Add(1) },
 	})
 	_ = bar.Finish()
