@@ -121,7 +121,7 @@ func signalContext(parent context.Context) (context.Context, context.CancelFunc)
 func newTrainPretrainCmd() *cobra.Command {
 	var tf trainFlags
 	var sf shopFlags
-	var vocabPath string
+	var vocabPath, initPath string
 	var vocabSize, maxLen int
 	var extra []string
 	cmd := &cobra.Command{
@@ -133,7 +133,10 @@ document per product (title, price, options, bullet points, description) and
 the instructions of the train and dev goals (never the test goals), plus the
 --extra-text files (a JSON list of strings such as WebShop's human_goals.json,
 or a text file with one document per line). Without --vocab a WordPiece
-vocabulary is learned from that corpus and saved as RUN_DIR/vocab.txt.`,
+vocabulary is learned from that corpus and saved as RUN_DIR/vocab.txt.
+--init continues from a checkpoint instead (for example a Hugging Face BERT
+brought in by 'shopagent models import-hf'): its encoder, its masked-LM head
+when it has one, its size and its vocabulary.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := tf.validate(); err != nil {
@@ -159,8 +162,18 @@ vocabulary is learned from that corpus and saved as RUN_DIR/vocab.txt.`,
 				docs = append(docs, more...)
 			}
 			var tok *models.Tokenizer
+			var initCk *models.Checkpoint
 			runVocab := filepath.Join(tf.out, models.CheckpointVocabFile)
 			switch {
+			case initPath != "":
+				if vocabPath != "" {
+					return fmt.Errorf("--init brings its own vocabulary; drop --vocab")
+				}
+				initCk, err = models.LoadCheckpoint(initPath, false)
+				if err != nil {
+					return fmt.Errorf("--init: %w", err)
+				}
+				tok = initCk.Tokenizer
 			case vocabPath != "":
 				tok, err = models.LoadVocab(vocabPath)
 			case tf.resume && fileExists(runVocab):
@@ -179,6 +192,14 @@ vocabulary is learned from that corpus and saved as RUN_DIR/vocab.txt.`,
 			if err != nil {
 				return err
 			}
+			if initCk != nil {
+				pcfg.Bert, pcfg.Preset = initCk.Meta.Policy.Bert, initCk.Meta.Policy.Preset
+				pcfg.MaxStateLen = min(pcfg.MaxStateLen, pcfg.Bert.MaxPositions)
+				pcfg.MaxActionLen = min(pcfg.MaxActionLen, pcfg.Bert.MaxPositions)
+				if maxLen > pcfg.Bert.MaxPositions {
+					return fmt.Errorf("--max-len %d exceeds the --init encoder's %d positions", maxLen, pcfg.Bert.MaxPositions)
+				}
+			}
 			if tf.dropout >= 0 {
 				pcfg.Bert.Dropout = tf.dropout
 			}
@@ -196,6 +217,17 @@ vocabulary is learned from that corpus and saved as RUN_DIR/vocab.txt.`,
 			cfg.Info["sequences"] = len(seqs)
 			cfg.Info["max_len"] = maxLen
 			cfg.Info["extra_text"] = extra
+			if initCk != nil {
+				cfg.Info["init"] = initCk.Dir
+				cfg.Init = func(c *mlctx.Context) error {
+					n, err := initCk.LoadInto(c, models.EncoderScope+"/", models.PolicyScope+"/cls/")
+					if err != nil {
+						return fmt.Errorf("--init %s: %w", initCk.Dir, err)
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "initialised from %s (step %d, %d variables)\n", initCk.Dir, initCk.Meta.Step, n)
+					return nil
+				}
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "pretrain: preset %s (%d encoder parameters), %d sequences of %d tokens, %d steps of %d (%.1f epochs)\n",
 				pcfg.Preset, pcfg.Bert.NumParams(), len(seqs), maxLen, tf.steps, tf.batch, float64(tf.steps)/float64(job.BatchesPerEpoch()))
 			ctx, cancel := signalContext(cmd.Context())
@@ -210,6 +242,7 @@ vocabulary is learned from that corpus and saved as RUN_DIR/vocab.txt.`,
 	tf.register(cmd, 300, 32, 1e-3)
 	sf.register(cmd)
 	cmd.Flags().StringVar(&vocabPath, "vocab", "", "vocab.txt to use (default: learn one from the corpus)")
+	cmd.Flags().StringVar(&initPath, "init", "", "checkpoint or run directory to continue from (e.g. an import-hf output): encoder, MLM head, size and vocabulary")
 	cmd.Flags().IntVar(&vocabSize, "vocab-size", 8000, "size of the learned vocabulary")
 	cmd.Flags().IntVar(&maxLen, "max-len", 128, "tokens per pretraining sequence")
 	cmd.Flags().StringSliceVar(&extra, "extra-text", nil, "extra text files (JSON list of strings or one document per line)")
@@ -283,6 +316,9 @@ the first N dev goals of the shop (shop flags) at the end.`,
 			}
 			if initCk != nil {
 				pcfg.Bert, pcfg.Preset = bert, initCk.Meta.Policy.Preset
+				// The --init encoder's positions bound the lengths (an imported BERT has 512).
+				pcfg.MaxStateLen = min(pcfg.MaxStateLen, bert.MaxPositions)
+				pcfg.MaxActionLen = min(pcfg.MaxActionLen, bert.MaxPositions)
 			}
 			if tf.dropout >= 0 {
 				pcfg.Bert.Dropout = tf.dropout

@@ -115,3 +115,40 @@ func TestTrainPipeline(t *testing.T) {
 		}
 	}
 }
+
+// TestImportHFThenPretrainAndIL brings the Hugging Face fixture in with models import-hf
+// and continues it: pretrain --init (encoder, MLM head and vocabulary kept) then il --init.
+func TestImportHFThenPretrainAndIL(t *testing.T) {
+	shop := testShopDir(t)
+	dir := t.TempDir()
+	ck := filepath.Join(dir, "hf")
+	if out, err := run(t, "", "models", "import-hf", "--model", filepath.Join("..", "..", "models", "testdata", "hf-tiny"), "--out", ck); err != nil {
+		t.Fatalf("import-hf: %v\n%s", err, out)
+	}
+	pt := filepath.Join(dir, "pretrain")
+	out, err := run(t, "", "train", "pretrain", "--data", shop, "--init", ck, "--steps", "2", "--batch", "4",
+		"--max-len", "24", "--out", pt, "--no-progress")
+	if err != nil || !strings.Contains(out, "pretrain finished at step 2") {
+		t.Fatalf("pretrain --init: %v\n%s", err, out)
+	}
+	want, err := os.ReadFile(filepath.Join(ck, "vocab.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(pt, "checkpoints", "ckpt-00000002", "vocab.txt")); err != nil || string(got) != string(want) {
+		t.Fatalf("pretrain --init did not keep the imported vocabulary: %v", err)
+	}
+	if _, err := run(t, "", "train", "pretrain", "--data", shop, "--init", ck, "--max-len", "64", "--steps", "1",
+		"--out", filepath.Join(dir, "bad"), "--no-progress"); err == nil {
+		t.Fatal("--max-len beyond the imported encoder's positions accepted")
+	}
+	demos := filepath.Join(dir, "demos.parquet")
+	if out, err := run(t, "", "datasets", "demos", "--data", shop, "--split", "train", "--n", "5", "--obs", "text_rich", "--out", demos); err != nil {
+		t.Fatalf("demos: %v\n%s", err, out)
+	}
+	out, err = run(t, "", "train", "il", "--demos", demos, "--init", pt, "--data", shop, "--steps", "2", "--batch", "4",
+		"--out", filepath.Join(dir, "il"), "--no-progress")
+	if err != nil || !strings.Contains(out, "il finished at step 2") {
+		t.Fatalf("il --init: %v\n%s", err, out)
+	}
+}
