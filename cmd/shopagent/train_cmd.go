@@ -22,7 +22,7 @@ import (
 func newTrainCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "train",
-		Short: "Train policies: masked-LM pretraining, imitation learning",
+		Short: "Train policies: pretraining, imitation learning, PG, PPO, DPO, generated trajectories, the query model",
 		Long: `Training jobs write a run directory: checkpoints/ckpt-<step>/ (model and
 optimizer state, config, vocabulary), metrics.parquet (step, loss, lr, grad_norm,
 examples_per_s, elapsed_s, extra) and vocab.txt. A job checkpoints every
