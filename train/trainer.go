@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
@@ -111,6 +112,27 @@ type Config struct {
 	MetricsFlush time.Duration
 	// ProgressBar draws a progress bar on Log (otherwise only log lines are written).
 	ProgressBar bool
+	// TimeBudget stops the run cleanly, with a final checkpoint, once this invocation has
+	// trained this long (0: no limit); the run stops at the first of Steps and TimeBudget.
+	TimeBudget time.Duration
+}
+
+// RolloutJob is a Job that needs the current parameters to build its batches (on-policy
+// reinforcement learning). Run calls BindScorer once, after the variables are initialised
+// or restored and before the first step, with a scorer that runs the policy's forward pass
+// (no dropout) on the run's live variables: a batch built at step s sees the parameters
+// after s updates.
+type RolloutJob interface {
+	Job
+	BindScorer(s Scorer)
+}
+
+// HostMetricsJob is a Job that computes metrics outside the graph (for instance the mean
+// reward of its rollouts). Run calls HostMetrics after each step and logs them with the
+// graph's metrics in the step's metrics row (extra).
+type HostMetricsJob interface {
+	Job
+	HostMetrics() map[string]float64
 }
 
 // Result is the outcome of a training run.
@@ -126,6 +148,8 @@ type Result struct {
 	Checkpoint string
 	// Interrupted is true when the run stopped early on a cancelled context (a signal).
 	Interrupted bool
+	// BudgetReached is true when the run stopped early at Config.TimeBudget.
+	BudgetReached bool
 	// Elapsed is the wall time of this invocation.
 	Elapsed time.Duration
 	// Context holds the trained variables.
@@ -233,6 +257,16 @@ func Run(ctx stdctx.Context, cfg Config, job Job) (*Result, error) {
 	}
 	defer exec.Finalize()
 	exec.SetMaxCache(-1)
+	if rj, ok := job.(RolloutJob); ok {
+		sc, err := NewContextScorer(cfg.Backend, mctx, cfg.Policy, cfg.Tokenizer)
+		if err != nil {
+			return nil, err
+		}
+		defer sc.Close()
+		rj.BindScorer(sc)
+	}
+	hostJob, _ := job.(HostMetricsJob)
+	hostTail := map[string][]float64{}
 
 	saveCk := func(step int64, last float64) error {
 		info := map[string]any{}
@@ -280,6 +314,11 @@ func Run(ctx stdctx.Context, cfg Config, job Job) (*Result, error) {
 			res.Interrupted = true
 			break
 		}
+		if cfg.TimeBudget > 0 && time.Since(runStart) >= cfg.TimeBudget {
+			res.BudgetReached = true
+			fmt.Fprintf(logw, "%s: time budget %s reached at step %d\n", job.Name(), cfg.TimeBudget, step)
+			break
+		}
 		inputs, n, err := job.Batch(step)
 		if err != nil {
 			return nil, fmt.Errorf("train: batch of step %d: %w", step+1, err)
@@ -315,6 +354,15 @@ func Run(ctx stdctx.Context, cfg Config, job Job) (*Result, error) {
 			row.Extra[name] = v
 			extras[i] = append(extras[i], v)
 		}
+		if hostJob != nil {
+			for k, v := range hostJob.HostMetrics() {
+				if row.Extra == nil {
+					row.Extra = map[string]float64{}
+				}
+				row.Extra[k] = v
+				hostTail[k] = append(hostTail[k], v)
+			}
+		}
 		losses = append(losses, loss)
 		if err := mlog.Add(row); err != nil {
 			return nil, err
@@ -334,6 +382,17 @@ func Run(ctx stdctx.Context, cfg Config, job Job) (*Result, error) {
 				meanTail(losses, int(logEvery)), lr, gnorm, rate)
 			for i, name := range names {
 				line += fmt.Sprintf(" %s %.4f", name, meanTail(extras[i], int(logEvery)))
+			}
+			hk := make([]string, 0, len(hostTail))
+			for k := range hostTail {
+				hk = append(hk, k)
+			}
+			sort.Strings(hk)
+			for _, k := range hk {
+				line += fmt.Sprintf(" %s %.4f", k, meanTail(hostTail[k], int(logEvery)))
+			}
+			if cfg.TimeBudget > 0 {
+				eta = min(eta, max(0, cfg.TimeBudget-time.Since(runStart)))
 			}
 			fmt.Fprintf(logw, "%s eta %s\n", line, eta.Round(time.Second))
 			sinceLog, exSinceLog = time.Now(), 0
@@ -356,6 +415,9 @@ func Run(ctx stdctx.Context, cfg Config, job Job) (*Result, error) {
 	res.LastMetrics = map[string]float64{}
 	for i, name := range names {
 		res.LastMetrics[name] = meanTail(extras[i], int(tail))
+	}
+	for k, xs := range hostTail {
+		res.LastMetrics[k] = meanTail(xs, int(tail))
 	}
 	if step > start || res.Checkpoint == "" {
 		if err := saveCk(step, lastLoss); err != nil {
