@@ -58,39 +58,69 @@ fuzz: deps
 	$(GO) test ./env -run '^$$' -fuzz '^FuzzTokenSetRatio$$' -fuzztime $(FUZZ_TIME)
 
 # The main job, end to end, on the built-in shop generated on the fly: shop -> baselines ->
-# expert demonstrations -> masked-LM pretraining -> imitation learning -> evaluation of the
-# learned policy beside the rule agent. About 15 minutes on 2 cores at DEMO_SCALE=1 (see
-# docs/TRAINING.md); DEMO_SCALE also multiplies the training steps.
+# expert demonstrations -> masked-LM pretraining -> imitation learning -> generated
+# trajectories -> DPO and PPO -> evaluation -> ONNX export -> policy server + Thompson-sampling
+# A/B test over HTTP. About 17 minutes on 2 cores at DEMO_SCALE=1; DEMO_SCALE=N multiplies the
+# shop, the training steps, the RL budgets and the A/B test for longer, better runs.
 DEMO_PRETRAIN_STEPS ?= 100
-DEMO_IL_STEPS       ?= 330
+DEMO_IL_STEPS       ?= 300
+DEMO_GEN_KEEP       ?= 50
+DEMO_RL_SECONDS     ?= 60
+DEMO_AB_EPISODES    ?= 200
+DEMO_SHOP            = --data $(DEMO_DIR)/shop
 demo: build
 	@mkdir -p $(DEMO_DIR)
 	@date +%s > $(DEMO_DIR)/.demo-start
 	@echo "== 1. generate the built-in shop ($(DEMO_PRODUCTS) products) -> $(DEMO_DIR)/shop"
 	./$(BIN) env generate --products $(DEMO_PRODUCTS) --seed 1 --out $(DEMO_DIR)/shop
-	@echo "== 2. WebShop's rule agent on the test goals"
-	./$(BIN) eval --agent rule --split test --data $(DEMO_DIR)/shop --json $(DEMO_DIR)/eval-rule.json
-	@echo "== 3. a random walk on the same goals, for scale"
-	./$(BIN) eval --agent random --split test --data $(DEMO_DIR)/shop --json $(DEMO_DIR)/eval-random.json
-	@echo "== 4. expert demonstrations on the train goals (text_rich observations)"
-	./$(BIN) datasets demos --data $(DEMO_DIR)/shop --split train --obs text_rich --read-prob 0 --out $(DEMO_DIR)/demos.parquet
-	@echo "== 5. masked-LM pretraining of the tiny encoder on the shop's text"
-	rm -rf $(DEMO_DIR)/pretrain $(DEMO_DIR)/il
-	./$(BIN) train pretrain --data $(DEMO_DIR)/shop --preset tiny --steps $$(( $(DEMO_PRETRAIN_STEPS) * $(DEMO_SCALE) )) \
+	@echo "== 2. WebShop's rule agent and a random walk on the test goals"
+	./$(BIN) eval --agent rule --split test $(DEMO_SHOP) --json $(DEMO_DIR)/eval-rule.json
+	./$(BIN) eval --agent random --split test $(DEMO_SHOP) --json $(DEMO_DIR)/eval-random.json
+	@echo "== 3. expert demonstrations on the train goals (text_rich observations)"
+	./$(BIN) datasets demos $(DEMO_SHOP) --split train --obs text_rich --read-prob 0 --out $(DEMO_DIR)/demos.parquet
+	@echo "== 4. masked-LM pretraining of the tiny encoder on the shop's text"
+	rm -rf $(DEMO_DIR)/pretrain $(DEMO_DIR)/il $(DEMO_DIR)/dpo $(DEMO_DIR)/ppo $(DEMO_DIR)/export $(DEMO_DIR)/abtest $(DEMO_DIR)/logs
+	./$(BIN) train pretrain $(DEMO_SHOP) --preset tiny --steps $$(( $(DEMO_PRETRAIN_STEPS) * $(DEMO_SCALE) )) \
 		--batch 32 --lr 1e-3 --out $(DEMO_DIR)/pretrain --no-progress
-	@echo "== 6. imitation learning of the choice policy from the demonstrations"
-	./$(BIN) train il --data $(DEMO_DIR)/shop --demos $(DEMO_DIR)/demos.parquet --init $(DEMO_DIR)/pretrain \
+	@echo "== 5. imitation learning of the choice policy from the demonstrations"
+	./$(BIN) train il $(DEMO_SHOP) --demos $(DEMO_DIR)/demos.parquet --init $(DEMO_DIR)/pretrain \
 		--steps $$(( $(DEMO_IL_STEPS) * $(DEMO_SCALE) )) --batch 32 --lr 1e-3 --out $(DEMO_DIR)/il --no-progress
-	@echo "== 7. the learned policy on the test goals, the rule agent beside it"
-	./$(BIN) eval --policy $(DEMO_DIR)/il --split test --data $(DEMO_DIR)/shop \
-		--out $(DEMO_DIR)/rollouts.parquet --json $(DEMO_DIR)/eval-policy.json
+	./$(BIN) eval --policy $(DEMO_DIR)/il --split test $(DEMO_SHOP) --out $(DEMO_DIR)/rollouts-il.parquet --json $(DEMO_DIR)/eval-il.json
+	@echo "== 6. generated trajectories: the IL policy's own successful episodes on train goals"
+	./$(BIN) train generate $(DEMO_SHOP) --policy $(DEMO_DIR)/il --split train --keep $$(( $(DEMO_GEN_KEEP) * $(DEMO_SCALE) )) \
+		--prune-loops --out $(DEMO_DIR)/generated.parquet
+	@echo "== 7. DPO on the generated trajectories (reference: the IL policy)"
+	./$(BIN) train dpo $(DEMO_SHOP) --init $(DEMO_DIR)/il --demos $(DEMO_DIR)/generated.parquet \
+		--time-budget $$(( $(DEMO_RL_SECONDS) * $(DEMO_SCALE) ))s --steps 100000 --out $(DEMO_DIR)/dpo --no-progress
+	@echo "== 8. PPO from the IL policy (KL penalty to it)"
+	./$(BIN) train ppo $(DEMO_SHOP) --init $(DEMO_DIR)/il \
+		--time-budget $$(( $(DEMO_RL_SECONDS) * $(DEMO_SCALE) ))s --steps 100000 --out $(DEMO_DIR)/ppo --no-progress
+	@echo "== 9. DPO and PPO on the test goals"
+	./$(BIN) eval --policy $(DEMO_DIR)/dpo --split test $(DEMO_SHOP) --out $(DEMO_DIR)/rollouts-dpo.parquet --json $(DEMO_DIR)/eval-dpo.json
+	./$(BIN) eval --policy $(DEMO_DIR)/ppo --split test $(DEMO_SHOP) --out $(DEMO_DIR)/rollouts-ppo.parquet --json $(DEMO_DIR)/eval-ppo.json
+	@echo "== 10. ONNX export of the three policies (each checked against GoMLX)"
+	for p in il dpo ppo; do ./$(BIN) export --checkpoint $(DEMO_DIR)/$$p --out $(DEMO_DIR)/export/$$p || exit 1; done
+	@echo "== 11. the policy server with DPO and PPO as arms; a Thompson-sampling A/B test through it"
+	@set -e; rm -f $(DEMO_DIR)/serve.addr; \
+	./$(BIN) serve --arms dpo=$(DEMO_DIR)/export/dpo,ppo=$(DEMO_DIR)/export/ppo --addr 127.0.0.1:0 \
+		--addr-file $(DEMO_DIR)/serve.addr --logs $(DEMO_DIR)/logs > $(DEMO_DIR)/serve.log 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null || true' EXIT; \
+	for i in $$(seq 300); do test -s $(DEMO_DIR)/serve.addr && break; sleep 0.2; done; \
+	echo "server at http://$$(cat $(DEMO_DIR)/serve.addr) (log: $(DEMO_DIR)/serve.log)"; \
+	./$(BIN) abtest --server http://$$(cat $(DEMO_DIR)/serve.addr) $(DEMO_SHOP) --split test \
+		--episodes $$(( $(DEMO_AB_EPISODES) * $(DEMO_SCALE) )) --runs 1 --concurrency 4 --out $(DEMO_DIR)/abtest; \
+	kill -TERM $$pid; wait $$pid || true
+	@echo "== summary on the test split (score, success rate, mean steps):"
+	@for a in rule random il dpo ppo; do printf '   %-7s ' $$a; \
+		python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; print("score %6.2f  success %6.2f%%  steps %5.2f" % (s["score"], s["success_rate"], s["mean_steps"]))' $(DEMO_DIR)/eval-$$a.json; done
 	@echo "== artefacts:"
 	@echo "   $(DEMO_DIR)/shop                  WebShop-format data of the built-in shop"
-	@echo "   $(DEMO_DIR)/demos.parquet         expert demonstrations (trajectory file)"
-	@echo "   $(DEMO_DIR)/pretrain              pretraining run: checkpoints/, metrics.parquet, vocab.txt"
-	@echo "   $(DEMO_DIR)/il                    imitation run: checkpoints/ (the policy), metrics.parquet"
-	@echo "   $(DEMO_DIR)/rollouts.parquet      the policy's test episodes (source rollout)"
-	@echo "   $(DEMO_DIR)/eval-*.json           summaries: rule, random, policy (with the rule agent beside it)"
+	@echo "   $(DEMO_DIR)/demos.parquet         expert demonstrations; generated.parquet: the IL policy's successful episodes"
+	@echo "   $(DEMO_DIR)/pretrain, il, dpo, ppo  training runs: checkpoints/, metrics.parquet, result.json"
+	@echo "   $(DEMO_DIR)/eval-*.json           test-split summaries; rollouts-*.parquet: the policies' test episodes"
+	@echo "   $(DEMO_DIR)/export/{il,dpo,ppo}   ONNX policy directories (model.onnx, vocab.txt, policy.json)"
+	@echo "   $(DEMO_DIR)/abtest                HTTP Thompson-sampling A/B test: report.md, report.json, episodes.parquet, abtest.png"
+	@echo "   $(DEMO_DIR)/logs                  the server's decision and reward logs (Parquet, by date and arm)"
 	@echo "== demo wall time: $$(( $$(date +%s) - $$(cat $(DEMO_DIR)/.demo-start) )) s"
 
 # Benchmarks: Go benchmarks at 1k products plus the scripted large runs.
