@@ -112,6 +112,9 @@ type Config struct {
 	MetricsFlush time.Duration
 	// ProgressBar draws a progress bar on Log (otherwise only log lines are written).
 	ProgressBar bool
+	// AfterCheckpoint, when set, is called with each checkpoint directory the run saves
+	// (for instance to export it for serving); an error stops the run.
+	AfterCheckpoint func(dir string) error
 	// TimeBudget stops the run cleanly, with a final checkpoint, once this invocation has
 	// trained this long (0: no limit); the run stops at the first of Steps and TimeBudget.
 	TimeBudget time.Duration
@@ -284,6 +287,11 @@ func Run(ctx stdctx.Context, cfg Config, job Job) (*Result, error) {
 			return fmt.Errorf("train: %w", err)
 		}
 		res.Checkpoint = dir
+		if cfg.AfterCheckpoint != nil {
+			if err := cfg.AfterCheckpoint(dir); err != nil {
+				return fmt.Errorf("train: after checkpoint %s: %w", dir, err)
+			}
+		}
 		return models.PruneCheckpoints(cfg.RunDir, cfg.Keep)
 	}
 

@@ -44,6 +44,7 @@ type rlFlags struct {
 
 func (f *rlFlags) register(cmd *cobra.Command, steps int64, batch int, lr, clip float64) {
 	f.tf.register(cmd, steps, batch, lr)
+	f.tf.registerExport(cmd)
 	registerRLShopFlags(cmd, &f.sf)
 	fl := cmd.Flags()
 	fl.Int64Var(&f.tf.seed, "seed", 1, "seed of the run: rollout goals and sampling, data order (same as --train-seed)")

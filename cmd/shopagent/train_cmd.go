@@ -15,6 +15,8 @@ import (
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/spf13/cobra"
 
+	"shopagent/export"
+	"shopagent/export/onnxrt"
 	"shopagent/models"
 	"shopagent/train"
 )
@@ -54,7 +56,18 @@ type trainFlags struct {
 	dropout         float64
 	logEvery        int64
 	noProgress      bool
+	export          bool
+	ortLib          string
 }
+
+// registerExport adds --export (and --ort-lib) to a job whose checkpoints are policies.
+func (f *trainFlags) registerExport(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.export, "export", false, "also export every saved checkpoint for serving: CKPT/"+exportSubdir+"/ (model.onnx, vocab.txt, policy.json; parity-checked, see shopagent export)")
+	cmd.Flags().StringVar(&f.ortLib, "ort-lib", "", "ONNX Runtime library for --export's parity check (default $SHOPAGENT_ORT_LIB, else third_party/onnxruntime/)")
+}
+
+// exportSubdir is where --export puts a checkpoint's policy directory.
+const exportSubdir = "onnx"
 
 func (f *trainFlags) register(cmd *cobra.Command, steps int64, batch int, lr float64) {
 	fl := cmd.Flags()
@@ -106,7 +119,24 @@ func (f *trainFlags) config(cmd *cobra.Command, be backends.Backend, pcfg models
 		CheckpointEvery: f.checkpointEvery, Keep: f.keep, Resume: f.resume, Seed: f.seed,
 		Policy: pcfg, Tokenizer: tok, Backend: be,
 		Log: cmd.ErrOrStderr(), LogEvery: f.logEvery, ProgressBar: !f.noProgress,
-		Info: map[string]any{"args": strings.Join(os.Args, " "), "seed": f.seed, "backend": f.backend},
+		Info:            map[string]any{"args": strings.Join(os.Args, " "), "seed": f.seed, "backend": f.backend},
+		AfterCheckpoint: f.afterCheckpoint(cmd),
+	}
+}
+
+// afterCheckpoint returns the --export hook (nil without --export).
+func (f *trainFlags) afterCheckpoint(cmd *cobra.Command) func(string) error {
+	if !f.export {
+		return nil
+	}
+	return func(dir string) error {
+		res, err := export.Export(dir, filepath.Join(dir, exportSubdir), export.Options{
+			Backend: f.backend, ORT: onnxrt.Options{Lib: f.ortLib}, Overwrite: true})
+		if err != nil {
+			return fmt.Errorf("--export: %w", err)
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "exported %s (parity max |diff| %.2g)\n", res.Dir, res.Manifest.Parity.MaxAbsDiff)
+		return nil
 	}
 }
 
@@ -392,6 +422,7 @@ the first N dev goals of the shop (shop flags) at the end.`,
 		},
 	}
 	tf.register(cmd, 500, 32, 1e-3)
+	tf.registerExport(cmd)
 	sf.register(cmd)
 	cmd.Flags().StringVar(&demos, "demos", "", "demonstrations: a trajectory file or a directory of them")
 	cmd.Flags().StringVar(&initPath, "init", "", "pretraining run directory or checkpoint to start the encoder from")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -150,5 +151,45 @@ func TestImportHFThenPretrainAndIL(t *testing.T) {
 		"--out", filepath.Join(dir, "il"), "--no-progress")
 	if err != nil || !strings.Contains(out, "il finished at step 2") {
 		t.Fatalf("il --init: %v\n%s", err, out)
+	}
+}
+
+// TestILExportEveryCheckpoint checks --export: every checkpoint the run saves gets a
+// parity-checked ONNX policy directory, and the run still resumes from such checkpoints.
+func TestILExportEveryCheckpoint(t *testing.T) {
+	shop := testShopDir(t)
+	dir := t.TempDir()
+	demos := filepath.Join(dir, "demos.parquet")
+	if out, err := run(t, "", "datasets", "demos", "--data", shop, "--split", "train", "--n", "5", "--obs", "text_rich", "--out", demos); err != nil {
+		t.Fatalf("demos: %v\n%s", err, out)
+	}
+	il := filepath.Join(dir, "il")
+	args := []string{"train", "il", "--demos", demos, "--data", shop, "--batch", "4", "--max-state-len", "64",
+		"--max-action-len", "16", "--out", il, "--no-progress", "--checkpoint-every", "1", "--keep", "0", "--export"}
+	out, err := run(t, "", append(args, "--steps", "2")...)
+	if err != nil {
+		t.Fatalf("il --export: %v\n%s", err, out)
+	}
+	out, err = run(t, "", append(args, "--steps", "3", "--resume")...)
+	if err != nil || !strings.Contains(out, "at step 3 (started at 2)") {
+		t.Fatalf("il --export --resume: %v\n%s", err, out)
+	}
+	for step := 1; step <= 3; step++ {
+		pd := filepath.Join(il, "checkpoints", fmt.Sprintf("ckpt-%08d", step), "onnx")
+		b, err := os.ReadFile(filepath.Join(pd, "policy.json"))
+		if err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		var m struct {
+			Parity struct {
+				MaxAbsDiff float64 `json:"max_abs_diff"`
+			} `json:"parity"`
+		}
+		if err := json.Unmarshal(b, &m); err != nil || m.Parity.MaxAbsDiff > 1e-4 {
+			t.Fatalf("step %d policy.json: %v %s", step, err, b)
+		}
+		if st, err := os.Stat(filepath.Join(pd, "model.onnx")); err != nil || st.Size() == 0 {
+			t.Fatalf("step %d model.onnx: %v", step, err)
+		}
 	}
 }
