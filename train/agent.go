@@ -186,7 +186,14 @@ func (a *PolicyAgent) Act(obs env.Observation) string {
 		}
 		rec.Forced = true
 		if pick < 0 {
+			// A page past the last result has no product: search again (paging on would
+			// never end the episode); the next results page gets its best product bought.
 			pick = s.Best()
+			for j, ci := range idx {
+				if obs.Clickables[ci] == env.ClickBackToSearch {
+					pick = j
+				}
+			}
 		}
 	case a.cfg.Sample:
 		pick = sampleIndex(s.LogProbs, a.rng)

@@ -91,6 +91,13 @@ func TestPolicyAgentCapsAndQueries(t *testing.T) {
 	if got := b.Act(res); got != "click[b0aaaaaaa2]" {
 		t.Fatalf("over budget: %q", got)
 	}
+	// Over budget on a results page past the last product (no product offered): search
+	// again instead of paging on forever.
+	empty := obsOf(env.PageResults, "Instruction:\ni want red shoes\n[button] Back to Search [button_]\nPage 9 (Total results: 50)\n[button] < Prev [button_]\n[button] Next > [button_]\n",
+		"back to search", "< prev", "next >")
+	if got := b.Act(empty); got != "click[back to search]" {
+		t.Fatalf("over budget on an empty results page: %q", got)
+	}
 	// A new instruction starts a new episode.
 	b.Act(env.Observation{Page: env.PageSearch, Instruction: "other", Clickables: []string{"search"}, HasSearchBar: true})
 	if len(b.Records()) != 1 {
