@@ -448,8 +448,18 @@ func (s ChoiceScores) Best() int {
 // Score runs the policy on states. States with more actions than the largest Actions
 // bucket are scored in chunks of actions (the log-softmax is taken over all of them).
 func (p *Policy) Score(examples []ChoiceExample) ([]ChoiceScores, error) {
-	maxA := p.Buckets.Actions[len(p.Buckets.Actions)-1]
-	maxB := p.Buckets.Batch[len(p.Buckets.Batch)-1]
+	return ScoreChoices(examples, p.Tokenizer, p.Config, p.Buckets, p.exec.Exec)
+}
+
+// ScoreChoices scores the examples with a compiled policy forward pass run (its
+// arguments: a PolicyBatch's Tensors; its results: logits [B, A] and value [B]), as
+// Policy.Score does: states with more actions than the largest action bucket are scored
+// in chunks (each action's logit depends only on its state), batches are cut at the
+// largest batch bucket, and the log-softmax is taken over all of a state's actions.
+func ScoreChoices(examples []ChoiceExample, tok *Tokenizer, cfg PolicyConfig, buckets BucketSizes,
+	run func(args ...any) ([]*tensors.Tensor, error)) ([]ChoiceScores, error) {
+	maxA := buckets.Actions[len(buckets.Actions)-1]
+	maxB := buckets.Batch[len(buckets.Batch)-1]
 	type row struct {
 		ex     int // example index
 		offset int // first action of the chunk
@@ -461,7 +471,7 @@ func (p *Policy) Score(examples []ChoiceExample) ([]ChoiceScores, error) {
 			return nil, fmt.Errorf("models: policy: state %d has no actions", i)
 		}
 		ex.Target = -1
-		e := EncodeChoice(p.Tokenizer, p.Config, ex)
+		e := EncodeChoice(tok, cfg, ex)
 		for lo := 0; lo < len(e.Actions); lo += maxA {
 			hi := min(lo+maxA, len(e.Actions))
 			rows = append(rows, row{i, lo})
@@ -475,7 +485,7 @@ func (p *Policy) Score(examples []ChoiceExample) ([]ChoiceScores, error) {
 	}
 	for lo := 0; lo < len(enc); lo += maxB {
 		hi := min(lo+maxB, len(enc))
-		pb, err := NewPolicyBatch(enc[lo:hi], p.Buckets, 0)
+		pb, err := NewPolicyBatch(enc[lo:hi], buckets, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -483,7 +493,7 @@ func (p *Policy) Score(examples []ChoiceExample) ([]ChoiceScores, error) {
 		for _, t := range pb.Tensors() {
 			args = append(args, t)
 		}
-		res, err := p.exec.Exec(args...)
+		res, err := run(args...)
 		if err != nil {
 			return nil, fmt.Errorf("models: policy forward: %w", err)
 		}

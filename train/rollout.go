@@ -581,57 +581,5 @@ func (s *ContextScorer) Close() { s.exec.Finalize() }
 // Score implements Scorer (as models.Policy.Score: long action lists are scored in chunks
 // and the log-softmax is taken over all of a state's actions).
 func (s *ContextScorer) Score(examples []models.ChoiceExample) ([]models.ChoiceScores, error) {
-	maxA := s.buckets.Actions[len(s.buckets.Actions)-1]
-	maxB := s.buckets.Batch[len(s.buckets.Batch)-1]
-	type row struct{ ex, offset int }
-	var rows []row
-	var enc []models.EncodedChoice
-	for i, ex := range examples {
-		if len(ex.Actions) == 0 {
-			return nil, fmt.Errorf("train: policy: state %d has no actions", i)
-		}
-		ex.Target = -1
-		e := models.EncodeChoice(s.tok, s.cfg, ex)
-		for lo := 0; lo < len(e.Actions); lo += maxA {
-			hi := min(lo+maxA, len(e.Actions))
-			rows = append(rows, row{i, lo})
-			enc = append(enc, models.EncodedChoice{State: e.State, StateTypes: e.StateTypes, Actions: e.Actions[lo:hi],
-				ActionContent: e.ActionContent[lo:hi], Positions: e.Positions[lo:hi], Target: -1})
-		}
-	}
-	out := make([]models.ChoiceScores, len(examples))
-	for i, ex := range examples {
-		out[i].Logits = make([]float64, len(ex.Actions))
-	}
-	for lo := 0; lo < len(enc); lo += maxB {
-		hi := min(lo+maxB, len(enc))
-		pb, err := models.NewPolicyBatch(enc[lo:hi], s.buckets, 0)
-		if err != nil {
-			return nil, err
-		}
-		args := make([]any, 0, models.NumPolicyInputs)
-		for _, t := range pb.Tensors() {
-			args = append(args, t)
-		}
-		res, err := s.exec.Exec(args...)
-		if err != nil {
-			return nil, fmt.Errorf("train: policy forward: %w", err)
-		}
-		logits := tensors.MustCopyFlatData[float32](res[0])
-		values := tensors.MustCopyFlatData[float32](res[1])
-		for k := lo; k < hi; k++ {
-			r := rows[k]
-			b := k - lo
-			for j := range enc[k].Actions {
-				out[r.ex].Logits[r.offset+j] = float64(logits[b*pb.A+j])
-			}
-			if r.offset == 0 {
-				out[r.ex].Value = float64(values[b])
-			}
-		}
-	}
-	for i := range out {
-		out[i].LogProbs = models.LogSoftmax(out[i].Logits)
-	}
-	return out, nil
+	return models.ScoreChoices(examples, s.tok, s.cfg, s.buckets, s.exec.Exec)
 }
