@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"text/tabwriter"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"shopagent/datasets"
@@ -209,11 +207,7 @@ policy "expert".`,
 			}
 			ecfg := datasets.DefaultExpertConfig()
 			ecfg.Noise, ecfg.ReadProb = noise, readProb
-			bar := progressbar.NewOptions(episodes, progressbar.OptionSetWriter(os.Stderr),
-				progressbar.OptionSetDescription("expert demos"), progressbar.OptionShowCount(),
-				progressbar.OptionShowIts(), progressbar.OptionSetItsString("episodes"),
-				progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish(),
-				progressbar.OptionThrottle(200*time.Millisecond))
+			bar := newEvalBar(episodes, "expert demos")
 			t := time.Now()
 			st, err := datasets.WriteDemos(shop, datasets.DemoConfig{
 				Goals: goals, GoalOffset: r[0], Episodes: episodes, Expert: ecfg,
