@@ -18,7 +18,7 @@ import (
 )
 
 // fakeCLI stands in for shopagent: it records the command lines and writes the outputs
-// each command would (the `train pg` command is "not implemented yet").
+// each command would; `train pg` fails, to check that a failing method is reported as skipped.
 type fakeCLI struct {
 	mu    sync.Mutex
 	calls [][]string
