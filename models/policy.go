@@ -369,19 +369,30 @@ var requiredPolicyVariables = []string{
 	"policy/choice/position/bias",
 }
 
+// missingEncoderVariables lists the encoder variables the checkpoint's configuration
+// needs and the checkpoint lacks; a present one with the wrong shape is an error (what
+// names the checkpoint's role in it).
+func (ck *Checkpoint) missingEncoderVariables(what string) ([]string, error) {
+	var missing []string
+	for _, v := range BertVariableNames(ck.Meta.Policy.Bert) {
+		p := EncoderScope + "/" + strings.ReplaceAll(v.Name, ".", "/")
+		if t, ok := ck.Model[p]; !ok {
+			missing = append(missing, p)
+		} else if !t.Shape().Equal(v.Shape) {
+			return nil, fmt.Errorf("models: %s %s: %s has shape %s, the config wants %s", what, ck.Dir, p, t.Shape(), v.Shape)
+		}
+	}
+	return missing, nil
+}
+
 // NewPolicy builds a Policy from a loaded checkpoint on a backend. The checkpoint must hold
 // the encoder and the choice head (a pretraining checkpoint has no choice head: it is an
 // error); a missing value head is initialised randomly (values are then meaningless).
 func NewPolicy(backend backends.Backend, ck *Checkpoint) (*Policy, error) {
 	cfg := ck.Meta.Policy
-	var missing []string
-	for _, v := range BertVariableNames(cfg.Bert) {
-		p := EncoderScope + "/" + strings.ReplaceAll(v.Name, ".", "/")
-		if t, ok := ck.Model[p]; !ok {
-			missing = append(missing, p)
-		} else if !t.Shape().Equal(v.Shape) {
-			return nil, fmt.Errorf("models: checkpoint %s: %s has shape %s, the config wants %s", ck.Dir, p, t.Shape(), v.Shape)
-		}
+	missing, err := ck.missingEncoderVariables("checkpoint")
+	if err != nil {
+		return nil, err
 	}
 	for _, p := range requiredPolicyVariables {
 		if _, ok := ck.Model[p]; !ok {

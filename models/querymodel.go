@@ -139,14 +139,9 @@ type QueryModel struct {
 // hold the encoder and the tagger.
 func NewQueryModel(backend backends.Backend, ck *Checkpoint) (*QueryModel, error) {
 	cfg := ck.Meta.Policy
-	var missing []string
-	for _, v := range BertVariableNames(cfg.Bert) {
-		p := EncoderScope + "/" + strings.ReplaceAll(v.Name, ".", "/")
-		if t, ok := ck.Model[p]; !ok {
-			missing = append(missing, p)
-		} else if !t.Shape().Equal(v.Shape) {
-			return nil, fmt.Errorf("models: query model %s: %s has shape %s, the config wants %s", ck.Dir, p, t.Shape(), v.Shape)
-		}
+	missing, err := ck.missingEncoderVariables("query model")
+	if err != nil {
+		return nil, err
 	}
 	for _, n := range []string{"weight", "bias"} {
 		if _, ok := ck.Model[QueryTagScope+"/"+n]; !ok {
