@@ -64,19 +64,9 @@ chooses the arms.`,
 					return fmt.Errorf("--min-share: %w", err)
 				}
 			}
-			shop, err := sf.open()
+			shop, goals, err := sf.openSplit(split, goalsN)
 			if err != nil {
 				return err
-			}
-			goals, err := shop.SplitGoals(split)
-			if err != nil {
-				return err
-			}
-			if goalsN > 0 && goalsN < len(goals) {
-				goals = goals[:goalsN]
-			}
-			if len(goals) == 0 {
-				return fmt.Errorf("split %q has no goals", split)
 			}
 			if server != "" {
 				if concurrency <= 0 {

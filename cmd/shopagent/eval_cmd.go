@@ -45,16 +45,9 @@ each action's log-probability and the state's value).`,
 			if out != "" && policy == "" {
 				return fmt.Errorf("--out needs --policy")
 			}
-			shop, err := sf.open()
+			shop, goals, err := sf.openSplit(split, goalsN)
 			if err != nil {
 				return err
-			}
-			goals, err := shop.SplitGoals(split)
-			if err != nil {
-				return err
-			}
-			if goalsN > 0 && goalsN < len(goals) {
-				goals = goals[:goalsN]
 			}
 			r, err := shop.Splits.Split(split)
 			if err != nil {

@@ -87,3 +87,23 @@ func (f *shopFlags) open() (*env.Shop, error) {
 		dir, time.Since(t).Round(time.Millisecond))
 	return shop, nil
 }
+
+// openSplit opens the shop and returns the goals of a split, the first `first` of them
+// when first > 0; a split without goals is an error.
+func (f *shopFlags) openSplit(split string, first int) (*env.Shop, []env.Goal, error) {
+	shop, err := f.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	goals, err := shop.SplitGoals(split)
+	if err != nil {
+		return nil, nil, err
+	}
+	if first > 0 && first < len(goals) {
+		goals = goals[:first]
+	}
+	if len(goals) == 0 {
+		return nil, nil, fmt.Errorf("split %q has no goals", split)
+	}
+	return shop, goals, nil
+}
