@@ -132,13 +132,9 @@ func (a *PolicyAgent) Act(obs env.Observation) string {
 		return env.Search(q)
 	case env.PageItem, env.PageDescription, env.PageFeatures, env.PageReviews, env.PageAttributes:
 		a.itemActions++
-		if obs.Page == env.PageItem && (over || a.itemActions > a.cfg.MaxItemActions) {
+		if c := capAction(obs.Page, over, a.itemActions, a.cfg.MaxItemActions); c != "" {
 			rec.Forced = true
-			return env.Click(env.ClickBuyNow)
-		}
-		if obs.Page != env.PageItem && over {
-			rec.Forced = true
-			return env.Click(env.ClickPrev)
+			return env.Click(c)
 		}
 	case env.PageResults:
 		a.itemActions = 0
@@ -209,6 +205,19 @@ func (a *PolicyAgent) Act(obs env.Observation) string {
 		}
 	}
 	return env.Click(c)
+}
+
+// capAction is the safety caps' click on a product's page or sub-page ("" when the
+// policy chooses): over the episode budget, buy on the item page and go back from a
+// sub-page; past maxItem actions on one product (itemActions), buy.
+func capAction(page env.PageKind, over bool, itemActions, maxItem int) string {
+	switch {
+	case page == env.PageItem && (over || itemActions > maxItem):
+		return env.ClickBuyNow
+	case page != env.PageItem && over:
+		return env.ClickPrev
+	}
+	return ""
 }
 
 // fallbackAction is the action when the policy cannot score: buy on a product page, the

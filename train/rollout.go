@@ -276,12 +276,7 @@ func (a *rolloutAgent) act(obs env.Observation) string {
 	switch obs.Page {
 	case env.PageItem, env.PageDescription, env.PageFeatures, env.PageReviews, env.PageAttributes:
 		a.itemActions++
-		if obs.Page == env.PageItem && (over || a.itemActions > a.maxItem) {
-			forced = env.ClickBuyNow
-		}
-		if obs.Page != env.PageItem && over {
-			forced = env.ClickPrev
-		}
+		forced = capAction(obs.Page, over, a.itemActions, a.maxItem)
 	case env.PageResults:
 		a.itemActions = 0
 		clear(a.visited)
