@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
 
 	"shopagent/env"
@@ -41,6 +42,13 @@ type Options struct {
 	SampleGoals int
 	// Overwrite replaces an existing output directory.
 	Overwrite bool
+	// Quantize is "" (float32 graphs) or "int8" (see GraphOptions.Quantize). An int8
+	// export is checked against GoMLX with QuantizedTolerance unless Tolerance is set.
+	Quantize string
+	// NoSplit leaves out actions.onnx and scorer.onnx (the policy split in two for a
+	// server's action-encoding cache; see onnxrt.Manifest.Split), which otherwise are
+	// written beside model.onnx and checked like it.
+	NoSplit bool
 }
 
 // Result describes a finished export.
@@ -63,6 +71,9 @@ func Export(ckptPath, outDir string, opts Options) (*Result, error) {
 	}
 	if opts.Tolerance <= 0 {
 		opts.Tolerance = DefaultTolerance
+		if opts.Quantize != "" {
+			opts.Tolerance = QuantizedTolerance
+		}
 	}
 	if opts.SampleGoals <= 0 {
 		opts.SampleGoals = 2
@@ -88,13 +99,29 @@ func Export(ckptPath, outDir string, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	defer policy.Close()
-	model, err := BuildGraph(ck)
-	if err != nil {
-		return nil, err
+	gopts := GraphOptions{Quantize: opts.Quantize}
+	graphs := []struct {
+		file  string
+		build func(*models.Checkpoint, GraphOptions) (*onnx.ModelProto, error)
+	}{{onnxrt.ModelFile, BuildGraph}}
+	if !opts.NoSplit {
+		graphs = append(graphs, struct {
+			file  string
+			build func(*models.Checkpoint, GraphOptions) (*onnx.ModelProto, error)
+		}{onnxrt.ActionsFile, BuildActionGraph}, struct {
+			file  string
+			build func(*models.Checkpoint, GraphOptions) (*onnx.ModelProto, error)
+		}{onnxrt.ScorerFile, BuildScorerGraph})
 	}
-	raw, err := proto.Marshal(model)
-	if err != nil {
-		return nil, fmt.Errorf("export: serialise model.onnx: %w", err)
+	raws := make([][]byte, len(graphs))
+	for i, g := range graphs {
+		model, err := g.build(ck, gopts)
+		if err != nil {
+			return nil, err
+		}
+		if raws[i], err = proto.Marshal(model); err != nil {
+			return nil, fmt.Errorf("export: serialise %s: %w", g.file, err)
+		}
 	}
 
 	parent := filepath.Dir(filepath.Clean(outDir))
@@ -114,9 +141,10 @@ func Export(ckptPath, outDir string, opts Options) (*Result, error) {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
-	modelPath := filepath.Join(tmp, onnxrt.ModelFile)
-	if err := os.WriteFile(modelPath, raw, 0o644); err != nil {
-		return nil, fmt.Errorf("export: %w", err)
+	for i, g := range graphs {
+		if err := os.WriteFile(filepath.Join(tmp, g.file), raws[i], 0o644); err != nil {
+			return nil, fmt.Errorf("export: %w", err)
+		}
 	}
 	vocab := ck.Meta.Vocab
 	if vocab == "" {
@@ -138,17 +166,27 @@ func Export(ckptPath, outDir string, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := onnxrt.NewSession(modelPath, opts.ORT)
+	sess, err := onnxrt.NewSession(filepath.Join(tmp, onnxrt.ModelFile), opts.ORT)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
-	parity, err := CheckParity(policy, sess, samples, opts.Tolerance)
+	parity, err := CheckParity(policy, sess.Run, samples, opts.Tolerance)
 	closeErr := sess.Close()
 	if err != nil {
 		return nil, err
 	}
 	if closeErr != nil {
 		return nil, fmt.Errorf("export: %w", closeErr)
+	}
+	if !opts.NoSplit {
+		split, err := checkSplitParity(policy, tmp, opts.ORT, samples, opts.Tolerance)
+		if err != nil {
+			return nil, err
+		}
+		parity.MaxAbsDiff = max(parity.MaxAbsDiff, split.MaxAbsDiff)
+		parity.MaxLogitDiff = max(parity.MaxLogitDiff, split.MaxLogitDiff)
+		parity.MaxValueDiff = max(parity.MaxValueDiff, split.MaxValueDiff)
+		parity.Agreement = min(parity.Agreement, split.Agreement)
 	}
 	parity.Backend = backend.Name()
 	parity.ORTVersion = sess.Version()
@@ -162,8 +200,9 @@ func Export(ckptPath, outDir string, opts Options) (*Result, error) {
 			Created: ck.Meta.Created, Info: ck.Meta.Info},
 		Parity:   parity,
 		Exported: time.Now().UTC().Format(time.RFC3339),
+		Split:    !opts.NoSplit, Quantize: opts.Quantize,
 	}
-	for _, f := range []string{onnxrt.ModelFile, onnxrt.VocabFile} {
+	for _, f := range m.Files() {
 		if m.SHA256[f], err = onnxrt.FileSHA256(filepath.Join(tmp, f)); err != nil {
 			return nil, err
 		}
@@ -180,17 +219,48 @@ func Export(ckptPath, outDir string, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	done = true
-	return &Result{Dir: outDir, Manifest: m, ModelBytes: int64(len(raw))}, nil
+	return &Result{Dir: outDir, Manifest: m, ModelBytes: int64(len(raws[0]))}, nil
+}
+
+// checkSplitParity is CheckParity of actions.onnx followed by scorer.onnx in dir.
+func checkSplitParity(policy *models.Policy, dir string, o onnxrt.Options, samples []Sample, tol float64) (onnxrt.Parity, error) {
+	acts, err := onnxrt.NewGraphSession(filepath.Join(dir, onnxrt.ActionsFile), onnxrt.GraphActions, o)
+	if err != nil {
+		return onnxrt.Parity{}, fmt.Errorf("export: %w", err)
+	}
+	defer acts.Close()
+	scorer, err := onnxrt.NewGraphSession(filepath.Join(dir, onnxrt.ScorerFile), onnxrt.GraphScorer, o)
+	if err != nil {
+		return onnxrt.Parity{}, fmt.Errorf("export: %w", err)
+	}
+	defer scorer.Close()
+	h := policy.Config.Bert.Hidden
+	p, err := CheckParity(policy, func(pb *models.PolicyBatch) ([]float32, []float32, error) {
+		hidden, err := acts.RunActions(pb.ActionIDs, pb.ActionMask, pb.U, pb.Ta, h)
+		if err != nil {
+			return nil, nil, err
+		}
+		return scorer.RunScorer(pb, hidden, h)
+	}, samples, tol)
+	if err != nil {
+		return p, fmt.Errorf("%s + %s: %w", onnxrt.ActionsFile, onnxrt.ScorerFile, err)
+	}
+	return p, nil
 }
 
 // ErrParity is wrapped by the error of an export whose ONNX graph disagrees with GoMLX.
 var ErrParity = errors.New("export: ONNX Runtime and GoMLX disagree")
 
+// QuantizedTolerance is the largest |ONNX Runtime - GoMLX| of logits and values an int8
+// export accepts (see docs/EXPORT.md for what int8 changes).
+const QuantizedTolerance = 0.25
+
 // CheckParity scores the samples with the GoMLX policy (its own shape buckets) and with
-// ONNX Runtime (all samples in one exactly padded batch, then each alone), and returns the
-// largest differences of the real actions' logits and of the values; it is an error
-// (wrapping ErrParity) when one exceeds tol or is not finite.
-func CheckParity(policy *models.Policy, sess *onnxrt.Session, samples []Sample, tol float64) (onnxrt.Parity, error) {
+// run, an ONNX Runtime session's scoring (all samples in one exactly padded batch, then
+// each alone), and returns the largest differences of the real actions' logits and of
+// the values, and how often both pick the same action; it is an error (wrapping
+// ErrParity) when a difference exceeds tol or is not finite.
+func CheckParity(policy *models.Policy, run func(*models.PolicyBatch) (logits, values []float32, err error), samples []Sample, tol float64) (onnxrt.Parity, error) {
 	p := onnxrt.Parity{Tolerance: tol, Samples: len(samples)}
 	examples := make([]models.ChoiceExample, len(samples))
 	encoded := make([]models.EncodedChoice, len(samples))
@@ -206,18 +276,26 @@ func CheckParity(policy *models.Policy, sess *onnxrt.Session, samples []Sample, 
 	if err != nil {
 		return p, fmt.Errorf("export: GoMLX forward: %w", err)
 	}
+	var compared, agree int
 	compare := func(batch []models.EncodedChoice, first int) error {
 		pb, err := onnxrt.ExactBatch(batch)
 		if err != nil {
 			return err
 		}
-		logits, values, err := sess.Run(pb)
+		logits, values, err := run(pb)
 		if err != nil {
 			return fmt.Errorf("export: ONNX Runtime forward: %w", err)
 		}
 		for b := range batch {
 			w := want[first+b]
+			best, bestOurs := 0, 0
 			for j, l := range w.Logits {
+				if l > w.Logits[best] {
+					best = j
+				}
+				if logits[b*pb.A+j] > logits[b*pb.A+bestOurs] {
+					bestOurs = j
+				}
 				d := math.Abs(float64(logits[b*pb.A+j]) - l)
 				if math.IsNaN(d) || math.IsInf(d, 0) {
 					d = math.Inf(1)
@@ -228,6 +306,10 @@ func CheckParity(policy *models.Policy, sess *onnxrt.Session, samples []Sample, 
 				if logits[b*pb.A+j] != maskLogit {
 					return fmt.Errorf("%w: padded action slot %d of sample %d has logit %g, want %g", ErrParity, j, first+b, logits[b*pb.A+j], maskLogit)
 				}
+			}
+			compared++
+			if best == bestOurs {
+				agree++
 			}
 			d := math.Abs(float64(values[b]) - w.Value)
 			if math.IsNaN(d) || math.IsInf(d, 0) {
@@ -246,6 +328,7 @@ func CheckParity(policy *models.Policy, sess *onnxrt.Session, samples []Sample, 
 		}
 	}
 	p.MaxAbsDiff = max(p.MaxLogitDiff, p.MaxValueDiff)
+	p.Agreement = float64(agree) / float64(compared)
 	if !(p.MaxAbsDiff <= tol) {
 		return p, fmt.Errorf("%w: max |diff| %.3g (logits %.3g, values %.3g) exceeds %.3g on %d samples",
 			ErrParity, p.MaxAbsDiff, p.MaxLogitDiff, p.MaxValueDiff, tol, len(samples))
@@ -288,8 +371,16 @@ func writeManifest(path string, m *onnxrt.Manifest) error {
 func (r *Result) String() string {
 	var sb strings.Builder
 	m := r.Manifest
-	fmt.Fprintf(&sb, "%s: %s preset, %.1f MB model.onnx (sha256 %s), parity max |diff| %.2e over %d observations / %d actions (tolerance %.0e, ONNX Runtime %s)",
-		r.Dir, m.Preset, float64(r.ModelBytes)/1e6, m.SHA256[onnxrt.ModelFile][:12], m.Parity.MaxAbsDiff,
-		m.Parity.Samples, m.Parity.Actions, m.Parity.Tolerance, m.Parity.ORTVersion)
+	kind := "float32"
+	if m.Quantize != "" {
+		kind = m.Quantize
+	}
+	split := ""
+	if m.Split {
+		split = " + actions.onnx/scorer.onnx"
+	}
+	fmt.Fprintf(&sb, "%s: %s preset, %s, %.1f MB model.onnx%s (sha256 %s), parity max |diff| %.2e, same greedy action %.0f%% over %d observations / %d actions (tolerance %.2g, ONNX Runtime %s)",
+		r.Dir, m.Preset, kind, float64(r.ModelBytes)/1e6, split, m.SHA256[onnxrt.ModelFile][:12], m.Parity.MaxAbsDiff,
+		100*m.Parity.Agreement, m.Parity.Samples, m.Parity.Actions, m.Parity.Tolerance, m.Parity.ORTVersion)
 	return sb.String()
 }

@@ -65,8 +65,17 @@ func TestExportParityAndManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := m.Parity
-	if p.MaxAbsDiff > export.DefaultTolerance || p.Samples < 6 || p.Actions < 30 || p.ORTVersion != "1.24.3" || p.Backend == "" {
+	if p.MaxAbsDiff > export.DefaultTolerance || p.Samples < 6 || p.Actions < 30 || p.ORTVersion != "1.24.3" || p.Backend == "" || p.Agreement != 1 {
 		t.Fatalf("parity %+v", p)
+	}
+	// The split graphs are there, hashed, and checked with the rest.
+	if !m.Split || m.Quantize != "" || len(m.Files()) != 4 {
+		t.Fatalf("manifest split %v quantize %q files %v", m.Split, m.Quantize, m.Files())
+	}
+	for _, f := range []string{onnxrt.ActionsFile, onnxrt.ScorerFile} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil || len(m.SHA256[f]) != 64 {
+			t.Fatalf("%s: %v, sha256 %q", f, err, m.SHA256[f])
+		}
 	}
 	t.Logf("parity: max |diff| %.3g (logits %.3g, values %.3g) over %d observations, %d actions",
 		p.MaxAbsDiff, p.MaxLogitDiff, p.MaxValueDiff, p.Samples, p.Actions)
@@ -103,6 +112,42 @@ func TestExportParityAndManifest(t *testing.T) {
 	}
 }
 
+func TestExportInt8AndNoSplit(t *testing.T) {
+	ck := tinyCheckpoint(t)
+	out := filepath.Join(t.TempDir(), "int8")
+	res, err := export.Export(ck, out, export.Options{Quantize: "int8", NoSplit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", res)
+	m, err := onnxrt.ReadManifest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.VerifyFiles(out); err != nil {
+		t.Fatal(err)
+	}
+	p := m.Parity
+	// int8 changes the logits by a little, not by nothing, and not the choices.
+	if m.Quantize != "int8" || m.Split || p.Tolerance != export.QuantizedTolerance ||
+		!(p.MaxAbsDiff > 1e-5 && p.MaxAbsDiff < 0.1) || p.Agreement < 0.9 {
+		t.Fatalf("int8 manifest quantize %q split %v parity %+v", m.Quantize, m.Split, p)
+	}
+	if _, err := os.Stat(filepath.Join(out, onnxrt.ActionsFile)); err == nil {
+		t.Fatal("NoSplit wrote actions.onnx")
+	}
+	raw, err := os.ReadFile(filepath.Join(out, onnxrt.ModelFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), "DynamicQuantizeMatMul") {
+		t.Fatal("int8 model.onnx has no DynamicQuantizeMatMul")
+	}
+	if _, err := export.Export(ck, filepath.Join(t.TempDir(), "x"), export.Options{Quantize: "int4"}); err == nil || !strings.Contains(err.Error(), "quantization") {
+		t.Fatalf("int4: %v", err)
+	}
+}
+
 func TestParityDetectsAWrongGraph(t *testing.T) {
 	ck, err := models.LoadCheckpoint(tinyCheckpoint(t), false)
 	if err != nil {
@@ -127,7 +172,7 @@ func TestParityDetectsAWrongGraph(t *testing.T) {
 		data[i] += 1e-3
 	}
 	ck.Model["policy/choice/position/bias"] = tensors.FromFlatDataAndDimensions(data, len(data))
-	model, err := export.BuildGraph(ck)
+	model, err := export.BuildGraph(ck, export.GraphOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +193,7 @@ func TestParityDetectsAWrongGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := export.CheckParity(policy, sess, samples, export.DefaultTolerance)
+	p, err := export.CheckParity(policy, sess.Run, samples, export.DefaultTolerance)
 	if !errors.Is(err, export.ErrParity) || p.MaxLogitDiff < 5e-4 {
 		t.Fatalf("a 1e-3 shift of the position bias passed: %v, %+v", err, p)
 	}

@@ -62,7 +62,7 @@ type trainFlags struct {
 
 // registerExport adds --export (and --ort-lib) to a job whose checkpoints are policies.
 func (f *trainFlags) registerExport(cmd *cobra.Command) {
-	cmd.Flags().BoolVar(&f.export, "export", false, "also export every saved checkpoint for serving: CKPT/"+exportSubdir+"/ (model.onnx, vocab.txt, policy.json; parity-checked, see shopagent export)")
+	cmd.Flags().BoolVar(&f.export, "export", false, "also export every saved checkpoint for serving: CKPT/"+exportSubdir+"/ (model.onnx, actions.onnx, scorer.onnx, vocab.txt, policy.json; parity-checked, see shopagent export)")
 	cmd.Flags().StringVar(&f.ortLib, "ort-lib", "", "ONNX Runtime library for --export's parity check (default $SHOPAGENT_ORT_LIB, else third_party/onnxruntime/)")
 }
 

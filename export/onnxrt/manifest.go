@@ -23,6 +23,11 @@ const (
 	ModelFile    = "model.onnx"
 	VocabFile    = "vocab.txt"
 	ManifestFile = "policy.json"
+	// ActionsFile and ScorerFile are the policy split in two (see Manifest.Split): the
+	// action encoder and the rest of the policy over encoded actions, so that a server can
+	// cache action encodings across requests.
+	ActionsFile = "actions.onnx"
+	ScorerFile  = "scorer.onnx"
 )
 
 // FormatVersion is the version of the policy directory format written in policy.json.
@@ -36,6 +41,13 @@ const Opset = 17
 var (
 	InputNames  = []string{"state_ids", "state_mask", "state_type_ids", "action_ids", "action_mask", "action_index", "action_valid", "action_pos"}
 	OutputNames = []string{"logits", "value"}
+	// ActionInputNames and ActionOutputNames are those of actions.onnx: the distinct
+	// actions' tokens [U, Ta] in, their encoder states [U, Ta, H] out.
+	ActionInputNames  = []string{"action_ids", "action_mask"}
+	ActionOutputNames = []string{"action_hidden"}
+	// ScorerInputNames are those of scorer.onnx: model.onnx's inputs and the actions'
+	// encoder states (its outputs are OutputNames).
+	ScorerInputNames = append(append([]string(nil), InputNames...), "action_hidden")
 )
 
 // Provenance says where an exported policy came from (copied from checkpoint.json).
@@ -61,6 +73,9 @@ type Parity struct {
 	MaxValueDiff float64 `json:"max_value_diff"`
 	// Tolerance is the largest difference accepted.
 	Tolerance float64 `json:"tolerance"`
+	// Agreement is the fraction of comparisons (each observation in a batch and alone) in
+	// which ONNX Runtime's most likely action is GoMLX's.
+	Agreement float64 `json:"agreement"`
 	// Samples is the number of observations compared; Actions the number of action logits.
 	Samples int `json:"samples"`
 	Actions int `json:"actions"`
@@ -92,8 +107,18 @@ type Manifest struct {
 	SHA256 map[string]string `json:"sha256"`
 	// Provenance is the checkpoint's training provenance.
 	Provenance Provenance `json:"provenance"`
-	// Parity is the export-time check against GoMLX.
+	// Parity is the export-time check against GoMLX (of model.onnx, and of actions.onnx
+	// followed by scorer.onnx where the directory has them).
 	Parity Parity `json:"parity"`
+	// Split is true when the directory also holds actions.onnx and scorer.onnx: the same
+	// policy in two graphs, the action encoder (ActionInputNames -> ActionOutputNames) and
+	// the rest (ScorerInputNames -> OutputNames), so that a server can reuse the encodings
+	// of actions it has seen (product titles, buttons and options repeat across requests).
+	Split bool `json:"split,omitempty"`
+	// Quantize is "" for float32 graphs, or "int8": dense layers quantized to int8 (ONNX
+	// Runtime's DynamicQuantizeMatMul: weights per output column, activations per call);
+	// Parity then holds the check against GoMLX with its looser tolerance.
+	Quantize string `json:"quantize,omitempty"`
 	// Exported is the export time (RFC 3339).
 	Exported string `json:"exported"`
 }
@@ -118,7 +143,7 @@ func ReadManifest(dir string) (*Manifest, error) {
 	if err := m.Policy.Validate(); err != nil {
 		return nil, fmt.Errorf("onnxrt: %s: %w", p, err)
 	}
-	for _, f := range []string{ModelFile, VocabFile} {
+	for _, f := range m.Files() {
 		if len(m.SHA256[f]) != sha256.Size*2 {
 			return nil, fmt.Errorf("onnxrt: %s: no sha256 for %s", p, f)
 		}
@@ -128,7 +153,7 @@ func ReadManifest(dir string) (*Manifest, error) {
 
 // VerifyFiles checks that every file the manifest names exists in dir and has its sha256.
 func (m *Manifest) VerifyFiles(dir string) error {
-	for _, f := range []string{ModelFile, VocabFile} {
+	for _, f := range m.Files() {
 		got, err := FileSHA256(filepath.Join(dir, f))
 		if err != nil {
 			return err
@@ -138,6 +163,15 @@ func (m *Manifest) VerifyFiles(dir string) error {
 		}
 	}
 	return nil
+}
+
+// Files lists the files of the policy directory the manifest describes (besides
+// policy.json itself).
+func (m *Manifest) Files() []string {
+	if m.Split {
+		return []string{ModelFile, VocabFile, ActionsFile, ScorerFile}
+	}
+	return []string{ModelFile, VocabFile}
 }
 
 // FileSHA256 returns the hex sha256 of a file.

@@ -122,23 +122,57 @@ type Options struct {
 	DeviceID int
 }
 
-// Session runs an exported policy graph. It is safe for concurrent use (it wraps an
-// onnxruntime_go DynamicAdvancedSession, whose Run may be called from several goroutines).
+// Session runs one exported graph: the whole policy (model.onnx: Run), the action
+// encoder (actions.onnx: RunActions) or the scorer over encoded actions (scorer.onnx:
+// RunScorer). It is safe for concurrent use (it wraps an onnxruntime_go
+// DynamicAdvancedSession, whose Run may be called from several goroutines).
 type Session struct {
 	s       *ort.DynamicAdvancedSession
+	graph   string
 	device  string
 	version string
 	mu      sync.RWMutex
 	closed  bool
 }
 
-// NewSession loads model.onnx (a file) into ONNX Runtime.
+// Graphs a Session can run, named by their file in a policy directory.
+const (
+	GraphModel   = ModelFile
+	GraphActions = ActionsFile
+	GraphScorer  = ScorerFile
+)
+
+// GraphIO returns the input and output names of one of the graphs (GraphModel,
+// GraphActions, GraphScorer).
+func GraphIO(graph string) (inputs, outputs []string, err error) {
+	switch graph {
+	case GraphModel:
+		return InputNames, OutputNames, nil
+	case GraphActions:
+		return ActionInputNames, ActionOutputNames, nil
+	case GraphScorer:
+		return ScorerInputNames, OutputNames, nil
+	}
+	return nil, nil, fmt.Errorf("onnxrt: unknown graph %q (want %s, %s or %s)", graph, GraphModel, GraphActions, GraphScorer)
+}
+
+// NewSession loads model.onnx (a file: the whole policy graph) into ONNX Runtime.
 func NewSession(modelPath string, o Options) (*Session, error) {
+	return NewGraphSession(modelPath, GraphModel, o)
+}
+
+// NewGraphSession loads the file path, which holds the graph named graph (GraphModel,
+// GraphActions or GraphScorer), into ONNX Runtime.
+func NewGraphSession(path, graph string, o Options) (*Session, error) {
+	inputs, outputs, err := GraphIO(graph)
+	if err != nil {
+		return nil, err
+	}
 	version, err := Init(o.Lib)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(modelPath); err != nil {
+	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("onnxrt: model: %w", err)
 	}
 	device := strings.ToLower(strings.TrimSpace(o.Device))
@@ -168,11 +202,11 @@ func NewSession(modelPath string, o Options) (*Session, error) {
 			return nil, err
 		}
 	}
-	s, err := ort.NewDynamicAdvancedSession(modelPath, InputNames, OutputNames, so)
+	s, err := ort.NewDynamicAdvancedSession(path, inputs, outputs, so)
 	if err != nil {
-		return nil, fmt.Errorf("onnxrt: loading %s: %w", modelPath, err)
+		return nil, fmt.Errorf("onnxrt: loading %s: %w", path, err)
 	}
-	return &Session{s: s, device: device, version: version}, nil
+	return &Session{s: s, graph: graph, device: device, version: version}, nil
 }
 
 // appendCUDA adds the CUDA execution provider, or says why it cannot.
@@ -202,9 +236,98 @@ func (s *Session) Version() string { return s.version }
 // ErrClosed is returned by Run after Close.
 var ErrClosed = errors.New("onnxrt: session closed")
 
-// Run scores a batch: it returns the logits [B*A] (row-major, padded slots -1e9) and the
-// values [B].
+// Graph returns the graph the session runs (GraphModel, GraphActions or GraphScorer).
+func (s *Session) Graph() string { return s.graph }
+
+// Run scores a batch with the whole policy graph (GraphModel): it returns the logits
+// [B*A] (row-major, padded slots -1e9) and the values [B].
 func (s *Session) Run(pb *models.PolicyBatch) (logits, values []float32, err error) {
+	if err := s.want(GraphModel); err != nil {
+		return nil, nil, err
+	}
+	return s.score(pb, nil)
+}
+
+// RunScorer scores a batch with the scorer graph (GraphScorer), given the encoder states
+// of its distinct actions: hidden is [U, Ta, H] (row-major) for pb's ActionIDs rows, as
+// RunActions returns them (the values at padding positions do not matter). It returns what
+// Run returns.
+func (s *Session) RunScorer(pb *models.PolicyBatch, hidden []float32, h int) (logits, values []float32, err error) {
+	if err := s.want(GraphScorer); err != nil {
+		return nil, nil, err
+	}
+	if pb == nil || h <= 0 || len(hidden) != pb.U*pb.Ta*h {
+		return nil, nil, fmt.Errorf("onnxrt: action_hidden has %d values, want U x Ta x H", len(hidden))
+	}
+	t, err := ort.NewTensor(ort.NewShape(int64(pb.U), int64(pb.Ta), int64(h)), hidden)
+	if err != nil {
+		return nil, nil, fmt.Errorf("onnxrt: input tensor: %w", err)
+	}
+	return s.score(pb, t)
+}
+
+// RunActions encodes n actions of ta tokens (ids and mask [n, ta], row-major, as
+// models.PolicyBatch's ActionIDs and ActionMask) with the action-encoder graph
+// (GraphActions) and returns their encoder states [n, ta, h] (row-major).
+func (s *Session) RunActions(ids, mask []int32, n, ta, h int) ([]float32, error) {
+	if err := s.want(GraphActions); err != nil {
+		return nil, err
+	}
+	if n <= 0 || ta <= 0 || h <= 0 || len(ids) != n*ta || len(mask) != n*ta {
+		return nil, fmt.Errorf("onnxrt: action batch of %d ids and %d mask values, want %d x %d", len(ids), len(mask), n, ta)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	var ins []ort.Value
+	defer func() {
+		for _, v := range ins {
+			v.Destroy()
+		}
+	}()
+	for _, data := range [][]int32{ids, mask} {
+		t, err := ort.NewTensor(ort.NewShape(int64(n), int64(ta)), data)
+		if err != nil {
+			return nil, fmt.Errorf("onnxrt: input tensor: %w", err)
+		}
+		ins = append(ins, t)
+	}
+	outs := []ort.Value{nil}
+	if err := s.s.Run(ins, outs); err != nil {
+		return nil, fmt.Errorf("onnxrt: run: %w", err)
+	}
+	defer outs[0].Destroy()
+	ht, ok := outs[0].(*ort.Tensor[float32])
+	if !ok {
+		return nil, fmt.Errorf("onnxrt: output is %T, want a float32 tensor", outs[0])
+	}
+	if len(ht.GetData()) != n*ta*h {
+		return nil, fmt.Errorf("onnxrt: action_hidden shape %v, want [%d %d %d]", ht.GetShape(), n, ta, h)
+	}
+	return append([]float32(nil), ht.GetData()...), nil
+}
+
+func (s *Session) want(graph string) error {
+	if s.graph != graph {
+		return fmt.Errorf("onnxrt: the session runs %s, not %s", s.graph, graph)
+	}
+	return nil
+}
+
+// score runs the model or scorer graph on pb (hidden: the scorer's action_hidden input,
+// nil for the model graph; score destroys it).
+func (s *Session) score(pb *models.PolicyBatch, hidden ort.Value) (logits, values []float32, err error) {
+	var ins []ort.Value
+	defer func() {
+		for _, v := range ins {
+			v.Destroy()
+		}
+		if hidden != nil {
+			hidden.Destroy()
+		}
+	}()
 	if pb == nil || pb.B <= 0 || pb.Ts <= 0 || pb.A <= 0 || pb.U <= 0 || pb.Ta <= 0 {
 		return nil, nil, fmt.Errorf("onnxrt: empty or malformed batch")
 	}
@@ -213,12 +336,6 @@ func (s *Session) Run(pb *models.PolicyBatch) (logits, values []float32, err err
 	if s.closed {
 		return nil, nil, ErrClosed
 	}
-	var ins []ort.Value
-	defer func() {
-		for _, v := range ins {
-			v.Destroy()
-		}
-	}()
 	addI := func(data []int32, d0, d1 int) error {
 		if len(data) != d0*d1 {
 			return fmt.Errorf("onnxrt: input %d has %d values, want %d x %d", len(ins), len(data), d0, d1)
@@ -252,8 +369,12 @@ func (s *Session) Run(pb *models.PolicyBatch) (logits, values []float32, err err
 	if err := addI(pb.ActionPos, pb.B, pb.A); err != nil {
 		return nil, nil, err
 	}
+	run := ins
+	if hidden != nil {
+		run = append(append([]ort.Value(nil), ins...), hidden)
+	}
 	outs := []ort.Value{nil, nil}
-	if err := s.s.Run(ins, outs); err != nil {
+	if err := s.s.Run(run, outs); err != nil {
 		return nil, nil, fmt.Errorf("onnxrt: run: %w", err)
 	}
 	defer func() {
