@@ -68,6 +68,19 @@ func (a *arm) act(instruction, observation string, actions []string) (Decision, 
 	return d, a.info, err
 }
 
+// actionCache returns the statistics of the arm's action-encoding cache, if its policy
+// has one.
+func (a *arm) actionCache() (ActionCacheStats, bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if c, ok := a.policy.(interface {
+		ActionCache() (ActionCacheStats, bool)
+	}); ok {
+		return c.ActionCache()
+	}
+	return ActionCacheStats{}, false
+}
+
 func (a *arm) loaded() bool {
 	a.mu.RLock()
 	defer a.mu.RUnlock()

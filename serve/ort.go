@@ -1,11 +1,15 @@
 package serve
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
+
+	"github.com/maypok86/otter/v2"
+	"github.com/maypok86/otter/v2/stats"
 
 	"shopagent/env"
 	"shopagent/export/onnxrt"
@@ -31,6 +35,15 @@ type ORTOptions struct {
 	Device string
 	// DeviceID is the GPU used with Device "cuda".
 	DeviceID int
+	// ActionCacheMB bounds the action-encoding cache in MiB (0: no cache). With a cache,
+	// a policy directory that has actions.onnx and scorer.onnx (see onnxrt.Manifest.Split)
+	// is served by those two graphs: each distinct action's encoder states are computed
+	// once, by actions.onnx, and reused by every later request that offers the same
+	// action (product titles, buttons and option values repeat across shoppers), so a
+	// request encodes only its state and its unseen actions. The results equal
+	// model.onnx's (checked at export). Entries weigh their token count x the hidden
+	// size x 4 bytes; the least valuable are evicted (otter's W-TinyLFU).
+	ActionCacheMB int
 }
 
 // ONNXPolicy is a Policy that runs an exported policy directory (model.onnx, vocab.txt,
@@ -41,8 +54,13 @@ type ORTOptions struct {
 type ONNXPolicy struct {
 	manifest *onnxrt.Manifest
 	tok      *models.Tokenizer
-	sess     *onnxrt.Session
+	sess     *onnxrt.Session // model.onnx, without an action cache
 	info     PolicyInfo
+	// With an action cache: actions.onnx, scorer.onnx and the cache of encoder states
+	// (key: the action's token ids; value: [tokens, H] float32 rows).
+	actions, scorer *onnxrt.Session
+	cache           *otter.Cache[string, []float32]
+	hidden          int
 }
 
 var _ Policy = (*ONNXPolicy)(nil)
@@ -65,20 +83,63 @@ func LoadONNXPolicy(dir string, opts ORTOptions) (*ONNXPolicy, error) {
 	if tok.VocabSize() != m.Policy.Bert.VocabSize {
 		return nil, fmt.Errorf("serve: load ONNX policy %s: vocab.txt has %d tokens, the model %d", dir, tok.VocabSize(), m.Policy.Bert.VocabSize)
 	}
-	sess, err := onnxrt.NewSession(filepath.Join(dir, onnxrt.ModelFile), onnxrt.Options{
-		Lib: opts.Lib, IntraOpThreads: opts.IntraOpThreads, Device: opts.Device, DeviceID: opts.DeviceID,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("serve: load ONNX policy %s: %w", dir, err)
+	if opts.ActionCacheMB < 0 {
+		return nil, fmt.Errorf("serve: load ONNX policy %s: negative action cache size %d MiB", dir, opts.ActionCacheMB)
 	}
 	name := opts.Name
 	if name == "" {
 		name = filepath.Base(filepath.Clean(dir))
 	}
-	return &ONNXPolicy{
-		manifest: m, tok: tok, sess: sess,
+	p := &ONNXPolicy{
+		manifest: m, tok: tok, hidden: m.Policy.Bert.Hidden,
 		info: PolicyInfo{Name: name, Dir: dir, Preset: m.Preset, SHA256: m.SHA256[onnxrt.ModelFile]},
-	}, nil
+	}
+	ortOpts := onnxrt.Options{Lib: opts.Lib, IntraOpThreads: opts.IntraOpThreads, Device: opts.Device, DeviceID: opts.DeviceID}
+	if opts.ActionCacheMB > 0 && m.Split {
+		if p.actions, err = onnxrt.NewGraphSession(filepath.Join(dir, onnxrt.ActionsFile), onnxrt.GraphActions, ortOpts); err != nil {
+			return nil, fmt.Errorf("serve: load ONNX policy %s: %w", dir, err)
+		}
+		if p.scorer, err = onnxrt.NewGraphSession(filepath.Join(dir, onnxrt.ScorerFile), onnxrt.GraphScorer, ortOpts); err != nil {
+			p.actions.Close()
+			return nil, fmt.Errorf("serve: load ONNX policy %s: %w", dir, err)
+		}
+		p.cache, err = otter.New(&otter.Options[string, []float32]{
+			MaximumWeight: uint64(opts.ActionCacheMB) << 20,
+			Weigher: func(k string, v []float32) uint32 {
+				return uint32(len(k) + 4*len(v) + 64)
+			},
+			StatsRecorder: stats.NewCounter(),
+		})
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("serve: load ONNX policy %s: action cache: %w", dir, err)
+		}
+		return p, nil
+	}
+	if p.sess, err = onnxrt.NewSession(filepath.Join(dir, onnxrt.ModelFile), ortOpts); err != nil {
+		return nil, fmt.Errorf("serve: load ONNX policy %s: %w", dir, err)
+	}
+	return p, nil
+}
+
+// ActionCacheStats describes a policy's action-encoding cache.
+type ActionCacheStats struct {
+	// Hits and Misses count the distinct actions of requests found and not found.
+	Hits, Misses uint64
+	// Entries is the number of cached actions; Bytes their weight.
+	Entries int
+	Bytes   uint64
+}
+
+// ActionCache returns the statistics of the action-encoding cache, and false when the
+// policy runs without one (ORTOptions.ActionCacheMB 0, or a directory without
+// actions.onnx and scorer.onnx).
+func (p *ONNXPolicy) ActionCache() (ActionCacheStats, bool) {
+	if p.cache == nil {
+		return ActionCacheStats{}, false
+	}
+	st := p.cache.Stats()
+	return ActionCacheStats{Hits: st.Hits, Misses: st.Misses, Entries: p.cache.EstimatedSize(), Bytes: p.cache.WeightedSize()}, true
 }
 
 // Manifest returns the policy's policy.json.
@@ -87,8 +148,19 @@ func (p *ONNXPolicy) Manifest() onnxrt.Manifest { return *p.manifest }
 // Info implements Policy: the name, directory, preset and the sha256 of model.onnx.
 func (p *ONNXPolicy) Info() PolicyInfo { return p.info }
 
-// Close implements Policy: it releases the ONNX Runtime session (after runs in flight).
-func (p *ONNXPolicy) Close() error { return p.sess.Close() }
+// Close implements Policy: it releases the ONNX Runtime sessions (after runs in flight).
+func (p *ONNXPolicy) Close() error {
+	var errs []error
+	for _, s := range []*onnxrt.Session{p.sess, p.actions, p.scorer} {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	if p.cache != nil {
+		p.cache.InvalidateAll()
+	}
+	return errors.Join(errs...)
+}
 
 // ActInput is one observation to score with ActBatch.
 type ActInput struct {
@@ -143,7 +215,12 @@ func (p *ONNXPolicy) ActBatch(inputs []ActInput) ([]Decision, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve: ONNX policy: %w", err)
 	}
-	logits, values, err := p.sess.Run(pb)
+	var logits, values []float32
+	if p.cache != nil {
+		logits, values, err = p.runCached(pb)
+	} else {
+		logits, values, err = p.sess.Run(pb)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("serve: ONNX policy %s: %w", p.info.Name, err)
 	}
@@ -160,6 +237,60 @@ func (p *ONNXPolicy) ActBatch(inputs []ActInput) ([]Decision, error) {
 		out[i] = Decision{Probabilities: probs, Value: float64(values[i])}
 	}
 	return out, nil
+}
+
+// runCached scores pb with scorer.onnx, taking each distinct action's encoder states from
+// the cache and encoding the others, all in one actions.onnx run, into it.
+func (p *ONNXPolicy) runCached(pb *models.PolicyBatch) (logits, values []float32, err error) {
+	h := p.hidden
+	rows := make([][]float32, pb.U)
+	keys := make([]string, pb.U)
+	lens := make([]int, pb.U)
+	var missing []int
+	key := make([]byte, 0, 4*pb.Ta)
+	for r := range pb.U {
+		ids, mask := pb.ActionIDs[r*pb.Ta:(r+1)*pb.Ta], pb.ActionMask[r*pb.Ta:(r+1)*pb.Ta]
+		n := 0
+		for n < pb.Ta && mask[n] != 0 {
+			n++
+		}
+		key = key[:0]
+		for _, id := range ids[:n] {
+			key = binary.LittleEndian.AppendUint32(key, uint32(id))
+		}
+		lens[r] = n
+		if v, ok := p.cache.GetIfPresent(string(key)); ok && len(v) == n*h {
+			rows[r] = v
+			continue
+		}
+		keys[r] = string(key)
+		missing = append(missing, r)
+	}
+	if len(missing) > 0 {
+		ta := 1
+		for _, r := range missing {
+			ta = max(ta, lens[r])
+		}
+		ids := make([]int32, len(missing)*ta)
+		mask := make([]int32, len(missing)*ta)
+		for i, r := range missing {
+			copy(ids[i*ta:], pb.ActionIDs[r*pb.Ta:r*pb.Ta+lens[r]])
+			copy(mask[i*ta:], pb.ActionMask[r*pb.Ta:r*pb.Ta+lens[r]])
+		}
+		enc, err := p.actions.RunActions(ids, mask, len(missing), ta, h)
+		if err != nil {
+			return nil, nil, fmt.Errorf("serve: ONNX policy %s: action encoder: %w", p.info.Name, err)
+		}
+		for i, r := range missing {
+			rows[r] = append([]float32(nil), enc[i*ta*h:(i*ta+lens[r])*h]...)
+			p.cache.Set(keys[r], rows[r])
+		}
+	}
+	hidden := make([]float32, pb.U*pb.Ta*h)
+	for r, v := range rows {
+		copy(hidden[r*pb.Ta*h:], v)
+	}
+	return p.scorer.RunScorer(pb, hidden, h)
 }
 
 // choiceFromActions builds the choice example of an observation and its WebShop actions,

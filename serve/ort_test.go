@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -54,12 +55,21 @@ func clickActions(s export.Sample) []string {
 }
 
 func TestONNXPolicyMatchesGoMLX(t *testing.T) {
+	for _, mb := range []int{0, 16} {
+		t.Run(fmt.Sprintf("action-cache-%dMiB", mb), func(t *testing.T) { testONNXPolicyMatchesGoMLX(t, mb) })
+	}
+}
+
+func testONNXPolicyMatchesGoMLX(t *testing.T, cacheMB int) {
 	ckpt, dir, samples := exportedPolicy(t)
-	p, err := LoadONNXPolicy(dir, ORTOptions{})
+	p, err := LoadONNXPolicy(dir, ORTOptions{ActionCacheMB: cacheMB})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
+	if _, ok := p.ActionCache(); ok != (cacheMB > 0) {
+		t.Fatalf("action cache %v with %d MiB", ok, cacheMB)
+	}
 	info := p.Info()
 	if info.Name != "policy" || info.Dir != dir || info.Preset != "tiny" || info.SHA256 != p.Manifest().SHA256[onnxrt.ModelFile] {
 		t.Fatalf("info %+v", info)
@@ -177,9 +187,103 @@ func TestONNXPolicyActionsOrderAndSearch(t *testing.T) {
 	}
 }
 
-func TestONNXPolicyConcurrent(t *testing.T) {
+func TestONNXPolicyActionCache(t *testing.T) {
 	_, dir, samples := exportedPolicy(t)
-	p, err := LoadONNXPolicy(dir, ORTOptions{})
+	p, err := LoadONNXPolicy(dir, ORTOptions{ActionCacheMB: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	plain, err := LoadONNXPolicy(dir, ORTOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	// The distinct actions (token sequences) the samples offer.
+	tok, err := models.LoadVocab(filepath.Join(dir, onnxrt.VocabFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	distinct := map[string]bool{}
+	for _, s := range samples {
+		ex, _ := models.ChoiceFromObservation(s.Text, s.Clickables)
+		for _, a := range models.EncodeChoice(tok, p.Manifest().Policy, ex).Actions {
+			distinct[fmt.Sprint(a)] = true
+		}
+	}
+	offered := 0 // distinct actions per request, summed
+	for pass := range 2 {
+		for i, s := range samples {
+			acts := clickActions(s)
+			got, err := p.Act("", s.Text, acts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := plain.Act("", s.Text, acts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j := range acts {
+				if d := math.Abs(got.Probabilities[j] - want.Probabilities[j]); d > 1e-6 {
+					t.Fatalf("pass %d sample %d action %d: cached %g, model.onnx %g", pass, i, j, got.Probabilities[j], want.Probabilities[j])
+				}
+			}
+			if math.Abs(got.Value-want.Value) > 1e-6 {
+				t.Fatalf("pass %d sample %d: value %g vs %g", pass, i, got.Value, want.Value)
+			}
+			if pass == 0 {
+				ex, _ := models.ChoiceFromObservation(s.Text, s.Clickables)
+				u := map[string]bool{}
+				for _, a := range models.EncodeChoice(tok, p.Manifest().Policy, ex).Actions {
+					u[fmt.Sprint(a)] = true
+				}
+				offered += len(u)
+			}
+		}
+		st, _ := p.ActionCache()
+		t.Logf("after pass %d: %+v (%d distinct actions)", pass, st, len(distinct))
+		// Each distinct action is encoded once, the first time it is offered; every
+		// later offer, in this pass or the next, is a hit.
+		if st.Misses != uint64(len(distinct)) || st.Hits != uint64((pass+1)*offered-len(distinct)) ||
+			st.Entries != len(distinct) || st.Bytes == 0 {
+			t.Fatalf("pass %d: stats %+v, want %d misses and %d hits", pass, st, len(distinct), (pass+1)*offered-len(distinct))
+		}
+	}
+	// A directory without the split graphs is served by model.onnx, cache or not.
+	noSplit := filepath.Join(t.TempDir(), "nosplit")
+	if _, err := export.Export(filepath.Join(filepath.Dir(dir), "ckpt"), noSplit, export.Options{SampleGoals: 1, NoSplit: true}); err != nil {
+		t.Fatal(err)
+	}
+	q, err := LoadONNXPolicy(noSplit, ORTOptions{ActionCacheMB: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if _, ok := q.ActionCache(); ok {
+		t.Fatal("a directory without actions.onnx has an action cache")
+	}
+	d, err := q.Act("", samples[0].Text, clickActions(samples[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := plain.Act("", samples[0].Text, clickActions(samples[0]))
+	if math.Abs(d.Probabilities[0]-w.Probabilities[0]) > 1e-6 {
+		t.Fatalf("no-split policy %g vs %g", d.Probabilities[0], w.Probabilities[0])
+	}
+	if _, err := LoadONNXPolicy(dir, ORTOptions{ActionCacheMB: -1}); err == nil {
+		t.Fatal("negative cache size accepted")
+	}
+}
+
+func TestONNXPolicyConcurrent(t *testing.T) {
+	for _, mb := range []int{0, 16} {
+		t.Run(fmt.Sprintf("action-cache-%dMiB", mb), func(t *testing.T) { testONNXPolicyConcurrent(t, mb) })
+	}
+}
+
+func testONNXPolicyConcurrent(t *testing.T, cacheMB int) {
+	_, dir, samples := exportedPolicy(t)
+	p, err := LoadONNXPolicy(dir, ORTOptions{ActionCacheMB: cacheMB})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +339,7 @@ func TestLoadONNXPolicyErrors(t *testing.T) {
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range []string{onnxrt.ModelFile, onnxrt.VocabFile, onnxrt.ManifestFile} {
+		for _, f := range []string{onnxrt.ModelFile, onnxrt.VocabFile, onnxrt.ActionsFile, onnxrt.ScorerFile, onnxrt.ManifestFile} {
 			b, err := os.ReadFile(filepath.Join(dir, f))
 			if err != nil {
 				t.Fatal(err)
@@ -265,6 +369,16 @@ func TestLoadONNXPolicyErrors(t *testing.T) {
 			b[len(b)/2] ^= 0xff
 			return os.WriteFile(p, b, 0o644)
 		}, "sha256"},
+		{"missing actions.onnx", func(d string) error { return os.Remove(filepath.Join(d, onnxrt.ActionsFile)) }, "missing file"},
+		{"corrupt scorer.onnx", func(d string) error {
+			p := filepath.Join(d, onnxrt.ScorerFile)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			b[len(b)/3] ^= 0x01
+			return os.WriteFile(p, b, 0o644)
+		}, "scorer.onnx: sha256"},
 		{"replaced vocab", func(d string) error {
 			return os.WriteFile(filepath.Join(d, onnxrt.VocabFile), []byte("[PAD]\n"), 0o644)
 		}, "sha256"},

@@ -200,6 +200,7 @@ func New(cfg Config) (*Server, error) {
 		s.store = NewMemoryStore(cfg.SessionTTL, cfg.SessionTTL)
 	}
 	s.metrics = newMetrics(s.names)
+	s.metrics.reg.MustRegister(&cacheCollector{s})
 	s.echo = s.routes()
 	return s, nil
 }
@@ -895,6 +896,43 @@ func newMetrics(arms []string) *metrics {
 		m.rewardSum.WithLabelValues(a)
 	}
 	return m
+}
+
+// cacheCollector reports the arms' action-encoding caches at scrape time (a reload
+// starts a new cache, so its counters start again from 0).
+type cacheCollector struct{ s *Server }
+
+var (
+	cacheHitsDesc = prometheus.NewDesc("shopagent_action_cache_hits_total",
+		"Distinct actions of /act requests whose encoding came from the arm's cache (since its policy loaded).", []string{"arm"}, nil)
+	cacheMissesDesc = prometheus.NewDesc("shopagent_action_cache_misses_total",
+		"Distinct actions of /act requests encoded afresh (since the arm's policy loaded).", []string{"arm"}, nil)
+	cacheEntriesDesc = prometheus.NewDesc("shopagent_action_cache_entries",
+		"Actions in the arm's encoding cache.", []string{"arm"}, nil)
+	cacheBytesDesc = prometheus.NewDesc("shopagent_action_cache_bytes",
+		"Weight of the arm's encoding cache in bytes.", []string{"arm"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{cacheHitsDesc, cacheMissesDesc, cacheEntriesDesc, cacheBytesDesc} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, a := range c.s.arms {
+		st, ok := a.actionCache()
+		if !ok {
+			continue
+		}
+		n := a.spec.Name
+		ch <- prometheus.MustNewConstMetric(cacheHitsDesc, prometheus.CounterValue, float64(st.Hits), n)
+		ch <- prometheus.MustNewConstMetric(cacheMissesDesc, prometheus.CounterValue, float64(st.Misses), n)
+		ch <- prometheus.MustNewConstMetric(cacheEntriesDesc, prometheus.GaugeValue, float64(st.Entries), n)
+		ch <- prometheus.MustNewConstMetric(cacheBytesDesc, prometheus.GaugeValue, float64(st.Bytes), n)
+	}
 }
 
 func (m *metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
