@@ -47,8 +47,8 @@ func benchExported(b *testing.B, preset string) *benchPolicy {
 	return bp
 }
 
-// BenchmarkPolicyInference compares ONNX Runtime (ONNXPolicy, 1 and 2 intra-op threads)
-// with the GoMLX forward (models.Policy on the pure-Go backend, all cores) on the same
+// BenchmarkPolicyInference compares ONNX Runtime (ONNXPolicy, 1 and 2 intra-op threads,
+// and 1 thread with a warm action cache) with the GoMLX forward (models.Policy on the pure-Go backend, all cores) on the same
 // observations of the built-in shop: one results page (B=1) and all sample pages in one
 // call (B=8: results, item, option and description pages). Run with
 //
@@ -91,9 +91,15 @@ func BenchmarkPolicyInference(b *testing.B) {
 						}
 					}
 				})
-				for _, threads := range []int{1, 2} {
-					b.Run("onnx-t"+string(rune('0'+threads))+"/"+name, func(b *testing.B) {
-						p, err := LoadONNXPolicy(bp.dir, ORTOptions{IntraOpThreads: threads})
+				for _, cfg := range []struct {
+					name string
+					opts ORTOptions
+				}{
+					{"onnx-t1", ORTOptions{IntraOpThreads: 1}}, {"onnx-t2", ORTOptions{IntraOpThreads: 2}},
+					{"onnx-t1-cache", ORTOptions{IntraOpThreads: 1, ActionCacheMB: 64}}, // warm: every action cached
+				} {
+					b.Run(cfg.name+"/"+name, func(b *testing.B) {
+						p, err := LoadONNXPolicy(bp.dir, cfg.opts)
 						if err != nil {
 							b.Fatal(err)
 						}
