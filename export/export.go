@@ -100,18 +100,9 @@ func Export(ckptPath, outDir string, opts Options) (*Result, error) {
 	}
 	defer policy.Close()
 	gopts := GraphOptions{Quantize: opts.Quantize}
-	graphs := []struct {
-		file  string
-		build func(*models.Checkpoint, GraphOptions) (*onnx.ModelProto, error)
-	}{{onnxrt.ModelFile, BuildGraph}}
+	graphs := []graphFile{{onnxrt.ModelFile, BuildGraph}}
 	if !opts.NoSplit {
-		graphs = append(graphs, struct {
-			file  string
-			build func(*models.Checkpoint, GraphOptions) (*onnx.ModelProto, error)
-		}{onnxrt.ActionsFile, BuildActionGraph}, struct {
-			file  string
-			build func(*models.Checkpoint, GraphOptions) (*onnx.ModelProto, error)
-		}{onnxrt.ScorerFile, BuildScorerGraph})
+		graphs = append(graphs, graphFile{onnxrt.ActionsFile, BuildActionGraph}, graphFile{onnxrt.ScorerFile, BuildScorerGraph})
 	}
 	raws := make([][]byte, len(graphs))
 	for i, g := range graphs {
@@ -246,6 +237,12 @@ func checkSplitParity(policy *models.Policy, dir string, o onnxrt.Options, sampl
 		return p, fmt.Errorf("%s + %s: %w", onnxrt.ActionsFile, onnxrt.ScorerFile, err)
 	}
 	return p, nil
+}
+
+// graphFile is one graph of a policy directory and its builder.
+type graphFile struct {
+	file  string
+	build func(*models.Checkpoint, GraphOptions) (*onnx.ModelProto, error)
 }
 
 // ErrParity is wrapped by the error of an export whose ONNX graph disagrees with GoMLX.

@@ -49,10 +49,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func TestExportParityAndManifest(t *testing.T) {
-	ck := tinyCheckpoint(t)
+// exportTiny exports the tiny test checkpoint to a new directory and returns the
+// directory and its verified manifest.
+func exportTiny(t *testing.T, opts export.Options) (string, *onnxrt.Manifest) {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), "policy")
-	res, err := export.Export(ck, out, export.Options{})
+	res, err := export.Export(tinyCheckpoint(t), out, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +66,12 @@ func TestExportParityAndManifest(t *testing.T) {
 	if err := m.VerifyFiles(out); err != nil {
 		t.Fatal(err)
 	}
+	return out, m
+}
+
+func TestExportParityAndManifest(t *testing.T) {
+	ck := tinyCheckpoint(t)
+	out, m := exportTiny(t, export.Options{})
 	p := m.Parity
 	if p.MaxAbsDiff > export.DefaultTolerance || p.Samples < 6 || p.Actions < 30 || p.ORTVersion != "1.24.3" || p.Backend == "" || p.Agreement != 1 {
 		t.Fatalf("parity %+v", p)
@@ -114,19 +122,7 @@ func TestExportParityAndManifest(t *testing.T) {
 
 func TestExportInt8AndNoSplit(t *testing.T) {
 	ck := tinyCheckpoint(t)
-	out := filepath.Join(t.TempDir(), "int8")
-	res, err := export.Export(ck, out, export.Options{Quantize: "int8", NoSplit: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%s", res)
-	m, err := onnxrt.ReadManifest(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.VerifyFiles(out); err != nil {
-		t.Fatal(err)
-	}
+	out, m := exportTiny(t, export.Options{Quantize: "int8", NoSplit: true})
 	p := m.Parity
 	// int8 changes the logits by a little, not by nothing, and not the choices.
 	if m.Quantize != "int8" || m.Split || p.Tolerance != export.QuantizedTolerance ||
