@@ -118,7 +118,7 @@ demo: build
 	@echo "   $(DEMO_DIR)/demos.parquet         expert demonstrations; generated.parquet: the IL policy's successful episodes"
 	@echo "   $(DEMO_DIR)/pretrain, il, dpo, ppo  training runs: checkpoints/, metrics.parquet, result.json"
 	@echo "   $(DEMO_DIR)/eval-*.json           test-split summaries; rollouts-*.parquet: the policies' test episodes"
-	@echo "   $(DEMO_DIR)/export/{il,dpo,ppo}   ONNX policy directories (model.onnx, vocab.txt, policy.json)"
+	@echo "   $(DEMO_DIR)/export/{il,dpo,ppo}   ONNX policy directories (model.onnx, actions.onnx + scorer.onnx, vocab.txt, policy.json)"
 	@echo "   $(DEMO_DIR)/abtest                HTTP Thompson-sampling A/B test: report.md, report.json, episodes.parquet, abtest.png"
 	@echo "   $(DEMO_DIR)/logs                  the server's decision and reward logs (Parquet, by date and arm)"
 	@echo "== demo wall time: $$(( $$(date +%s) - $$(cat $(DEMO_DIR)/.demo-start) )) s"

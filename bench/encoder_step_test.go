@@ -23,6 +23,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 
+	"shopagent/features"
 	"shopagent/models"
 	"shopagent/train"
 )
@@ -36,13 +37,13 @@ const (
 
 // benchConfigs are the encoders timed: the 2-layer/128-dim/4-head model of the GoMLX notes
 // and the "small" preset. Both use BERT's 30522-token vocabulary.
-func benchConfigs() map[string]models.BertConfig {
-	small, err := models.Preset("small")
+func benchConfigs() map[string]features.BertConfig {
+	small, err := features.Preset("small")
 	if err != nil {
 		panic(err)
 	}
-	return map[string]models.BertConfig{
-		"tiny128": {VocabSize: models.BertVocabSize, Hidden: 128, Layers: 2, Heads: 4, Intermediate: 512,
+	return map[string]features.BertConfig{
+		"tiny128": {VocabSize: features.BertVocabSize, Hidden: 128, Layers: 2, Heads: 4, Intermediate: 512,
 			MaxPositions: 512, TypeVocab: 2, Dropout: 0.1},
 		"small": small,
 	}
@@ -55,14 +56,14 @@ type trainStep struct {
 	ids, mask, label *tensors.Tensor
 }
 
-func newTrainStep(tb testing.TB, backend backends.Backend, cfg models.BertConfig) *trainStep {
+func newTrainStep(tb testing.TB, backend backends.Backend, cfg features.BertConfig) *trainStep {
 	return newPhaseStep(tb, backend, cfg, "step")
 }
 
 // newPhaseStep builds a part of the training step, to see where the time goes: "fwd"
 // (forward with dropout and loss), "fwdbwd" (plus the gradients of all variables, reduced to
 // one scalar so none is pruned) or "step" (plus the AdamW update).
-func newPhaseStep(tb testing.TB, backend backends.Backend, cfg models.BertConfig, phase string) *trainStep {
+func newPhaseStep(tb testing.TB, backend backends.Backend, cfg features.BertConfig, phase string) *trainStep {
 	tb.Helper()
 	ctx := context.New()
 	ctx.SetParam(context.ParamInitialSeed, int64(7))

@@ -21,6 +21,7 @@ import (
 
 	"shopagent/env"
 	"shopagent/export/onnxrt"
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -226,7 +227,7 @@ func checkSplitParity(policy *models.Policy, dir string, o onnxrt.Options, sampl
 	}
 	defer scorer.Close()
 	h := policy.Config.Bert.Hidden
-	p, err := CheckParity(policy, func(pb *models.PolicyBatch) ([]float32, []float32, error) {
+	p, err := CheckParity(policy, func(pb *features.PolicyBatch) ([]float32, []float32, error) {
 		hidden, err := acts.RunActions(pb.ActionIDs, pb.ActionMask, pb.U, pb.Ta, h)
 		if err != nil {
 			return nil, nil, err
@@ -257,16 +258,16 @@ const QuantizedTolerance = 0.25
 // each alone), and returns the largest differences of the real actions' logits and of
 // the values, and how often both pick the same action; it is an error (wrapping
 // ErrParity) when a difference exceeds tol or is not finite.
-func CheckParity(policy *models.Policy, run func(*models.PolicyBatch) (logits, values []float32, err error), samples []Sample, tol float64) (onnxrt.Parity, error) {
+func CheckParity(policy *models.Policy, run func(*features.PolicyBatch) (logits, values []float32, err error), samples []Sample, tol float64) (onnxrt.Parity, error) {
 	p := onnxrt.Parity{Tolerance: tol, Samples: len(samples)}
-	examples := make([]models.ChoiceExample, len(samples))
-	encoded := make([]models.EncodedChoice, len(samples))
+	examples := make([]features.ChoiceExample, len(samples))
+	encoded := make([]features.EncodedChoice, len(samples))
 	for i, s := range samples {
-		examples[i], _ = models.ChoiceFromObservation(s.Text, s.Clickables)
+		examples[i], _ = features.ChoiceFromObservation(s.Text, s.Clickables)
 		if len(examples[i].Actions) == 0 {
 			return p, fmt.Errorf("export: parity sample %d (%s page) has no actions", i, s.Page)
 		}
-		encoded[i] = models.EncodeChoice(policy.Tokenizer, policy.Config, examples[i])
+		encoded[i] = features.EncodeChoice(policy.Tokenizer, policy.Config, examples[i])
 		p.Actions += len(examples[i].Actions)
 	}
 	want, err := policy.Score(examples)
@@ -274,7 +275,7 @@ func CheckParity(policy *models.Policy, run func(*models.PolicyBatch) (logits, v
 		return p, fmt.Errorf("export: GoMLX forward: %w", err)
 	}
 	var compared, agree int
-	compare := func(batch []models.EncodedChoice, first int) error {
+	compare := func(batch []features.EncodedChoice, first int) error {
 		pb, err := onnxrt.ExactBatch(batch)
 		if err != nil {
 			return err

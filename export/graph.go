@@ -12,6 +12,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
 	"shopagent/export/onnxrt"
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -299,7 +300,7 @@ func (b *graphBuilder) oneMinus(x string) string { return b.op("Sub", []string{b
 
 // encoder is models.BertEncodeWithTypes (types "" for all-zero token types, as
 // models.BertEncode) over ids and mask [N, T] (int32), returning [N, T, H].
-func (b *graphBuilder) encoder(cfg models.BertConfig, ids, types, mask string) string {
+func (b *graphBuilder) encoder(cfg features.BertConfig, ids, types, mask string) string {
 	root := models.EncoderScope + "/"
 	h, heads := cfg.Hidden, cfg.Heads
 	dk := h / heads
@@ -465,7 +466,7 @@ func BuildScorerGraph(ck *models.Checkpoint, opts GraphOptions) (*onnx.ModelProt
 
 // head adds the state encoder, the choice head over the distinct actions' encoder states
 // uniqH [U, Ta, H] and the value head, writing the outputs logits and value.
-func (b *graphBuilder) head(cfg models.PolicyConfig, uniqH string) {
+func (b *graphBuilder) head(cfg features.PolicyConfig, uniqH string) {
 	h := cfg.Bert.Hidden
 	stateH := b.encoder(cfg.Bert, inStateIDs, inStateTyp, inStateMsk) // [B, Ts, H]
 
@@ -494,7 +495,7 @@ func (b *graphBuilder) head(cfg models.PolicyConfig, uniqH string) {
 	matchFrac := b.op("Div", []string{b.reduceSum(em, 2), nContent})           // [B, A]
 	mw := b.op("Mul", []string{b.weight(choice+"match/weight", []int{1}), b.f32(matchScale)})
 	logits = b.op("Add", []string{logits, b.op("Mul", []string{matchFrac, mw})})
-	posBias := b.weight(choice+"position/bias", []int{models.MaxResultPosition + 1})
+	posBias := b.weight(choice+"position/bias", []int{features.MaxResultPosition + 1})
 	logits = b.op("Add", []string{logits, b.op("Gather", []string{posBias, inActPos})})
 	valid := b.op("Greater", []string{inActValid, b.f32(0)})
 	b.opTo("Where", "logits", []string{valid, logits, b.f32(maskLogit)})

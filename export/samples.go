@@ -5,7 +5,7 @@ import (
 	"os"
 
 	"shopagent/env"
-	"shopagent/models"
+	"shopagent/features"
 )
 
 // Sample is one observation used by the parity check: its text and clickables.
@@ -69,7 +69,7 @@ func SampleObservations(mode env.ObsMode, goals int) ([]Sample, error) {
 		}
 		product := ""
 		for _, c := range results.Clickables {
-			if !models.IsNavigationLabel(c) {
+			if !features.IsNavigationLabel(c) {
 				product = c
 				break
 			}
@@ -80,7 +80,7 @@ func SampleObservations(mode env.ObsMode, goals int) ([]Sample, error) {
 		item, _, _, _ := e.Step(env.Click(product))
 		add(item)
 		for _, c := range item.Clickables {
-			if !models.IsNavigationLabel(c) { // an option value
+			if !features.IsNavigationLabel(c) { // an option value
 				chosen, _, _, _ := e.Step(env.Click(c))
 				add(chosen)
 				break

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"shopagent/features"
+
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -45,79 +47,6 @@ const BertInitStddev = 0.02
 // underflows to exactly 0 in float32, so padding keys get exactly zero probability.
 const attentionMaskBias = -1e9
 
-// BertConfig sizes a BERT encoder.
-type BertConfig struct {
-	// VocabSize is the number of rows of the word embedding table.
-	VocabSize int
-	// Hidden is the model width (HF hidden_size).
-	Hidden int
-	// Layers is the number of transformer layers (HF num_hidden_layers).
-	Layers int
-	// Heads is the number of attention heads; Hidden must be a multiple of it.
-	Heads int
-	// Intermediate is the width of the feed-forward layer (HF intermediate_size).
-	Intermediate int
-	// MaxPositions is the number of position embeddings, the longest sequence accepted.
-	MaxPositions int
-	// TypeVocab is the number of token types (HF type_vocab_size).
-	TypeVocab int
-	// Dropout is the dropout rate used in training (HF hidden_dropout_prob and
-	// attention_probs_dropout_prob); 0 disables dropout.
-	Dropout float64
-}
-
-// BertVocabSize is the size of bert-base-uncased's vocab.txt. Presets use it; models with
-// extra tokens (the WebShop button tokens) set VocabSize to the tokenizer's size.
-const BertVocabSize = 30522
-
-// PresetNames lists the names accepted by Preset.
-var PresetNames = []string{"tiny", "small", "base"}
-
-// Preset returns the configuration of a named model size:
-//
-//   - "tiny": 2 layers, hidden 64, 2 heads, intermediate 256 (tests).
-//   - "small": 4 layers, hidden 256, 4 heads, intermediate 1024 (CPU default).
-//   - "base": 12 layers, hidden 768, 12 heads, intermediate 3072 (bert-base-uncased).
-//
-// All use vocabulary 30522, 512 positions, 2 token types and dropout 0.1.
-func Preset(name string) (BertConfig, error) {
-	cfg := BertConfig{VocabSize: BertVocabSize, MaxPositions: 512, TypeVocab: 2, Dropout: 0.1}
-	switch strings.ToLower(strings.TrimSpace(name)) {
-	case "tiny":
-		cfg.Layers, cfg.Hidden, cfg.Heads, cfg.Intermediate = 2, 64, 2, 256
-	case "small":
-		cfg.Layers, cfg.Hidden, cfg.Heads, cfg.Intermediate = 4, 256, 4, 1024
-	case "base":
-		cfg.Layers, cfg.Hidden, cfg.Heads, cfg.Intermediate = 12, 768, 12, 3072
-	default:
-		return BertConfig{}, fmt.Errorf("models: unknown BERT preset %q (valid: %s)", name, strings.Join(PresetNames, ", "))
-	}
-	return cfg, nil
-}
-
-// Validate reports whether the configuration describes a buildable encoder.
-func (cfg BertConfig) Validate() error {
-	switch {
-	case cfg.VocabSize <= 0 || cfg.Hidden <= 0 || cfg.Layers <= 0 || cfg.Heads <= 0 ||
-		cfg.Intermediate <= 0 || cfg.MaxPositions <= 0 || cfg.TypeVocab <= 0:
-		return fmt.Errorf("models: BERT config %+v: all sizes must be positive", cfg)
-	case cfg.Hidden%cfg.Heads != 0:
-		return fmt.Errorf("models: BERT config: hidden %d is not a multiple of heads %d", cfg.Hidden, cfg.Heads)
-	case cfg.Dropout < 0 || cfg.Dropout >= 1:
-		return fmt.Errorf("models: BERT config: dropout %g not in [0, 1)", cfg.Dropout)
-	}
-	return nil
-}
-
-// NumParams returns the number of parameters of the encoder (without pooler).
-func (cfg BertConfig) NumParams() int {
-	total := 0
-	for _, v := range BertVariableNames(cfg) {
-		total += v.Shape.Size()
-	}
-	return total
-}
-
 // BertVariable is one encoder variable: its Hugging Face name (relative to the encoder
 // root, without a "bert." prefix) and its float32 shape.
 type BertVariable struct {
@@ -128,7 +57,7 @@ type BertVariable struct {
 // BertVariableNames lists every variable created by BertEncode for cfg, with its Hugging
 // Face name and shape, in HF's state-dict order. The optional pooler is listed by
 // BertPoolerVariableNames.
-func BertVariableNames(cfg BertConfig) []BertVariable {
+func BertVariableNames(cfg features.BertConfig) []BertVariable {
 	f32 := func(dims ...int) shapes.Shape { return shapes.Make(dtypes.Float32, dims...) }
 	h, inter := cfg.Hidden, cfg.Intermediate
 	vars := []BertVariable{
@@ -160,7 +89,7 @@ func BertVariableNames(cfg BertConfig) []BertVariable {
 
 // BertPoolerVariableNames lists the variables created by BertPool: pooler.dense.weight
 // [hidden, hidden] and pooler.dense.bias [hidden].
-func BertPoolerVariableNames(cfg BertConfig) []BertVariable {
+func BertPoolerVariableNames(cfg features.BertConfig) []BertVariable {
 	return []BertVariable{
 		{"pooler.dense.weight", shapes.Make(dtypes.Float32, cfg.Hidden, cfg.Hidden)},
 		{"pooler.dense.bias", shapes.Make(dtypes.Float32, cfg.Hidden)},
@@ -203,12 +132,12 @@ func ScopeForHFName(root, hfName string) (scope, name string) {
 // is applied only when train is true and cfg.Dropout > 0; it draws from ctx's random state.
 // Invalid configurations or shapes panic (GoMLX's graph-building convention); call
 // cfg.Validate first to get an error instead.
-func BertEncode(ctx *context.Context, cfg BertConfig, ids, mask *graph.Node, train bool) *graph.Node {
+func BertEncode(ctx *context.Context, cfg features.BertConfig, ids, mask *graph.Node, train bool) *graph.Node {
 	return BertEncodeWithTypes(ctx, cfg, ids, nil, mask, train)
 }
 
 // BertEncodeWithTypes is BertEncode with explicit token type ids [B, T] (nil means all 0).
-func BertEncodeWithTypes(ctx *context.Context, cfg BertConfig, ids, typeIDs, mask *graph.Node, train bool) *graph.Node {
+func BertEncodeWithTypes(ctx *context.Context, cfg features.BertConfig, ids, typeIDs, mask *graph.Node, train bool) *graph.Node {
 	if err := cfg.Validate(); err != nil {
 		panic(err)
 	}
@@ -245,7 +174,7 @@ func BertEncodeWithTypes(ctx *context.Context, cfg BertConfig, ids, typeIDs, mas
 
 // BertPool applies HF's pooler to the hidden states [B, T, H]: tanh(dense(hidden[:, 0])),
 // returning [B, H]. Its variables are pooler.dense.weight/bias under ctx's scope.
-func BertPool(ctx *context.Context, cfg BertConfig, hidden *graph.Node) *graph.Node {
+func BertPool(ctx *context.Context, cfg features.BertConfig, hidden *graph.Node) *graph.Node {
 	ctx = ctx.Checked(false)
 	cls := TokenAt(hidden, 0)
 	return graph.Tanh(linear(ctx.In("pooler").In("dense"), cls, cfg.Hidden, cfg.Hidden))
@@ -272,7 +201,7 @@ func TokenAt(x *graph.Node, pos int) *graph.Node {
 
 type bertBuilder struct {
 	ctx   *context.Context
-	cfg   BertConfig
+	cfg   features.BertConfig
 	train bool
 }
 

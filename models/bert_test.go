@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"shopagent/features"
+
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
@@ -16,8 +18,8 @@ import (
 )
 
 // testConfig is a very small encoder so tests stay fast (also under -race).
-func testConfig() BertConfig {
-	return BertConfig{VocabSize: 40, Hidden: 16, Layers: 2, Heads: 2, Intermediate: 32, MaxPositions: 16, TypeVocab: 2, Dropout: 0.1}
+func testConfig() features.BertConfig {
+	return features.BertConfig{VocabSize: 40, Hidden: 16, Layers: 2, Heads: 2, Intermediate: 32, MaxPositions: 16, TypeVocab: 2, Dropout: 0.1}
 }
 
 func testBackend(t testing.TB) backends.Backend {
@@ -36,7 +38,7 @@ func newTestContext(seed int64) *context.Context {
 }
 
 // encodeExec returns an executor of the encoder (inference mode) under scope "/bert".
-func encodeExec(t testing.TB, backend backends.Backend, ctx *context.Context, cfg BertConfig) *context.Exec {
+func encodeExec(t testing.TB, backend backends.Backend, ctx *context.Context, cfg features.BertConfig) *context.Exec {
 	t.Helper()
 	exec, err := context.NewExec(backend, ctx, func(ctx *context.Context, ids, mask *graph.Node) *graph.Node {
 		return BertEncode(ctx.In("bert"), cfg, ids, mask, false)
@@ -53,8 +55,8 @@ func f32s(t testing.TB, tensor *tensors.Tensor) []float32 {
 }
 
 func TestPreset(t *testing.T) {
-	for _, name := range PresetNames {
-		cfg, err := Preset(name)
+	for _, name := range features.PresetNames {
+		cfg, err := features.Preset(name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,17 +64,17 @@ func TestPreset(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	base, _ := Preset("base")
+	base, _ := features.Preset("base")
 	// bert-base-uncased has 109,482,240 parameters, 590,592 of them in the pooler.
 	if got, want := base.NumParams(), 109482240-590592; got != want {
 		t.Errorf("base NumParams = %d, want %d", got, want)
 	}
-	tiny, _ := Preset("TINY")
+	tiny, _ := features.Preset("TINY")
 	if tiny.Layers != 2 || tiny.Hidden != 64 || tiny.Heads != 2 || tiny.Intermediate != 256 {
 		t.Errorf("tiny = %+v", tiny)
 	}
-	if _, err := Preset("huge"); err == nil || !strings.Contains(err.Error(), "tiny") {
-		t.Errorf("Preset(huge) error = %v, want one listing the presets", err)
+	if _, err := features.Preset("huge"); err == nil || !strings.Contains(err.Error(), "tiny") {
+		t.Errorf("features.Preset(huge) error = %v, want one listing the presets", err)
 	}
 	bad := testConfig()
 	bad.Heads = 3
@@ -265,7 +267,7 @@ func TestBertMatchesReference(t *testing.T) {
 }
 
 // referenceBert is HF BertModel's forward (eval mode) for one sequence, in float64.
-func referenceBert(cfg BertConfig, w map[string][]float64, ids, mask []int32) [][]float64 {
+func referenceBert(cfg features.BertConfig, w map[string][]float64, ids, mask []int32) [][]float64 {
 	h, seq := cfg.Hidden, len(ids)
 	linear := func(x []float64, name string, in, out int) []float64 {
 		weight, bias := w[name+".weight"], w[name+".bias"]
@@ -473,6 +475,23 @@ func TestNewBackend(t *testing.T) {
 		t.Logf("NewBackend(%q): %v", name, err)
 		if !strings.Contains(err.Error(), "PJRT") && !strings.Contains(err.Error(), "plugin") {
 			t.Errorf("NewBackend(%q) error %q does not mention the plugin", name, err)
+		}
+	}
+}
+
+// NumParams (features, plain arithmetic) counts the variables BertVariableNames lists.
+func TestNumParamsMatchesVariables(t *testing.T) {
+	for _, name := range features.PresetNames {
+		cfg, err := features.Preset(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := 0
+		for _, v := range BertVariableNames(cfg) {
+			total += v.Shape.Size()
+		}
+		if cfg.NumParams() != total {
+			t.Fatalf("%s: NumParams %d, variables %d", name, cfg.NumParams(), total)
 		}
 	}
 }

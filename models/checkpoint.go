@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"shopagent/features"
+
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -66,7 +68,7 @@ type CheckpointMeta struct {
 	// Step is the global step: the number of optimizer updates applied.
 	Step int64 `json:"step"`
 	// Policy sizes the model.
-	Policy PolicyConfig `json:"policy"`
+	Policy features.PolicyConfig `json:"policy"`
 	// Vocab is the vocabulary file name inside the checkpoint directory.
 	Vocab string `json:"vocab"`
 	// Created is the creation time (RFC 3339).
@@ -83,7 +85,7 @@ type Checkpoint struct {
 	// Meta is its checkpoint.json.
 	Meta CheckpointMeta
 	// Tokenizer reads its vocab.txt.
-	Tokenizer *Tokenizer
+	Tokenizer *features.Tokenizer
 	// Model holds the model variables by path ("policy/bert/...").
 	Model map[string]*tensors.Tensor
 	// Optimizer holds the other variables by path, nil when not loaded or absent.
@@ -109,7 +111,7 @@ func isModelPath(path string) bool { return strings.HasPrefix(path, PolicyScope+
 // parent is created), with meta and the tokenizer's vocabulary. withOptimizer also writes
 // the non-model variables (optimizer state, random state). Variables without a value are
 // skipped.
-func SaveCheckpoint(dir string, meta CheckpointMeta, ctx *context.Context, tok *Tokenizer, withOptimizer bool) error {
+func SaveCheckpoint(dir string, meta CheckpointMeta, ctx *context.Context, tok *features.Tokenizer, withOptimizer bool) error {
 	model := map[string]*tensors.Tensor{}
 	other := map[string]*tensors.Tensor{}
 	for v := range ctx.IterVariables() {
@@ -138,7 +140,7 @@ func SaveCheckpoint(dir string, meta CheckpointMeta, ctx *context.Context, tok *
 
 // WriteCheckpoint writes a checkpoint directory from tensors (see SaveCheckpoint); other
 // may be nil.
-func WriteCheckpoint(dir string, meta CheckpointMeta, model, other map[string]*tensors.Tensor, tok *Tokenizer) error {
+func WriteCheckpoint(dir string, meta CheckpointMeta, model, other map[string]*tensors.Tensor, tok *features.Tokenizer) error {
 	if tok == nil {
 		return fmt.Errorf("models: checkpoint %s: no tokenizer", dir)
 	}
@@ -280,7 +282,7 @@ func LoadCheckpoint(path string, withOptimizer bool) (*Checkpoint, error) {
 	if vocab == "" {
 		vocab = CheckpointVocabFile
 	}
-	tok, err := LoadVocab(filepath.Join(dir, vocab))
+	tok, err := features.LoadVocab(filepath.Join(dir, vocab))
 	if err != nil {
 		return nil, fmt.Errorf("models: checkpoint %s: %w", dir, err)
 	}

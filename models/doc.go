@@ -1,8 +1,6 @@
-// Package models holds the shopping agents' policy: the BERT uncased WordPiece
-// tokenizer (with WebShop's four button tokens), the vocabulary builder, the BERT
-// encoder sized by a preset, and the choice and value heads.
-//
-// models imports neither env nor datasets: it sees observations and actions only
-// as text. States are truncated from the left (the tail of an observation is
-// kept), actions from the right.
+// Package models holds the shopping agents' policy in GoMLX: the BERT encoder sized by a
+// preset, the choice and value heads, the query model, checkpoints and the Hugging Face
+// import. Tokenization and featurization (text to token ids, padded batches) live in
+// package features, which has no GoMLX dependency, so that the policy server shares them
+// without linking the training stack.
 package models

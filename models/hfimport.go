@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 
+	"shopagent/features"
+
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -75,20 +77,20 @@ func ReadHFBertConfig(path string) (HFBertConfig, error) {
 // "custom". It refuses models the encoder cannot run exactly: a model type other than
 // "bert", an activation other than exact GELU, relative position embeddings, or a
 // LayerNorm epsilon other than BERT's 1e-12.
-func (c HFBertConfig) BertConfig() (BertConfig, string, error) {
+func (c HFBertConfig) BertConfig() (features.BertConfig, string, error) {
 	if c.ModelType != "" && c.ModelType != "bert" {
-		return BertConfig{}, "", fmt.Errorf("models: HF config: model_type %q, only \"bert\" is supported", c.ModelType)
+		return features.BertConfig{}, "", fmt.Errorf("models: HF config: model_type %q, only \"bert\" is supported", c.ModelType)
 	}
 	if c.HiddenAct != "" && c.HiddenAct != "gelu" {
-		return BertConfig{}, "", fmt.Errorf("models: HF config: hidden_act %q, the encoder computes the exact GELU (\"gelu\")", c.HiddenAct)
+		return features.BertConfig{}, "", fmt.Errorf("models: HF config: hidden_act %q, the encoder computes the exact GELU (\"gelu\")", c.HiddenAct)
 	}
 	if c.PositionEmbeddingType != "" && c.PositionEmbeddingType != "absolute" {
-		return BertConfig{}, "", fmt.Errorf("models: HF config: position_embedding_type %q, only \"absolute\" is supported", c.PositionEmbeddingType)
+		return features.BertConfig{}, "", fmt.Errorf("models: HF config: position_embedding_type %q, only \"absolute\" is supported", c.PositionEmbeddingType)
 	}
 	if c.LayerNormEps != nil && math.Abs(*c.LayerNormEps-BertLayerNormEpsilon) > 1e-15 {
-		return BertConfig{}, "", fmt.Errorf("models: HF config: layer_norm_eps %g, the encoder uses BERT's %g", *c.LayerNormEps, BertLayerNormEpsilon)
+		return features.BertConfig{}, "", fmt.Errorf("models: HF config: layer_norm_eps %g, the encoder uses BERT's %g", *c.LayerNormEps, BertLayerNormEpsilon)
 	}
-	cfg := BertConfig{
+	cfg := features.BertConfig{
 		VocabSize: c.VocabSize, Hidden: c.HiddenSize, Layers: c.NumHiddenLayers, Heads: c.NumAttentionHeads,
 		Intermediate: c.IntermediateSize, MaxPositions: c.MaxPositionEmbeddings, TypeVocab: c.TypeVocabSize, Dropout: 0.1,
 	}
@@ -96,11 +98,11 @@ func (c HFBertConfig) BertConfig() (BertConfig, string, error) {
 		cfg.Dropout = *c.HiddenDropoutProb
 	}
 	if err := cfg.Validate(); err != nil {
-		return BertConfig{}, "", fmt.Errorf("models: HF config (hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, max_position_embeddings, type_vocab_size, vocab_size): %w", err)
+		return features.BertConfig{}, "", fmt.Errorf("models: HF config (hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, max_position_embeddings, type_vocab_size, vocab_size): %w", err)
 	}
 	preset := "custom"
-	for _, name := range PresetNames {
-		p, _ := Preset(name)
+	for _, name := range features.PresetNames {
+		p, _ := features.Preset(name)
 		p.VocabSize, p.Dropout = cfg.VocabSize, cfg.Dropout
 		if p == cfg {
 			preset = name
@@ -195,7 +197,7 @@ func ImportHF(opts HFImportOptions, outDir string) (*HFImportResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (%s)", err, cfgPath)
 	}
-	tok, err := LoadVocab(vocabPath)
+	tok, err := features.LoadVocab(vocabPath)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +306,7 @@ func ImportHF(opts HFImportOptions, outDir string) (*HFImportResult, error) {
 	// The vocabulary: vocab.txt plus the WebShop tokens the tokenizer appends.
 	rows := bert.VocabSize
 	added := tok.VocabSize() - rows
-	if added < 0 || added > len(addedTokens) {
+	if added < 0 || added > len(features.SpecialTokens()) {
 		return nil, fmt.Errorf("models: import HF: %s gives %d tokens (with the WebShop tokens), the word embeddings have %d rows (vocab_size); the vocabulary does not belong to this model", vocabPath, tok.VocabSize(), rows)
 	}
 	if added > 0 {
@@ -320,12 +322,12 @@ func ImportHF(opts HFImportOptions, outDir string) (*HFImportResult, error) {
 
 	maxState, maxAction := opts.MaxStateLen, opts.MaxActionLen
 	if maxState <= 0 {
-		maxState = DefaultMaxStateLen
+		maxState = features.DefaultMaxStateLen
 	}
 	if maxAction <= 0 {
-		maxAction = DefaultMaxActionLen
+		maxAction = features.DefaultMaxActionLen
 	}
-	pcfg := PolicyConfig{Preset: preset, Bert: bert, MaxStateLen: min(maxState, bert.MaxPositions), MaxActionLen: min(maxAction, bert.MaxPositions)}
+	pcfg := features.PolicyConfig{Preset: preset, Bert: bert, MaxStateLen: min(maxState, bert.MaxPositions), MaxActionLen: min(maxAction, bert.MaxPositions)}
 	if err := pcfg.Validate(); err != nil {
 		return nil, fmt.Errorf("models: import HF: %w", err)
 	}

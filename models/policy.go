@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 
+	"shopagent/features"
+
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
@@ -68,69 +70,6 @@ const matchScale = 5.0
 // choiceMaskLogit is the logit of padded actions.
 const choiceMaskLogit = -1e9
 
-// PolicyConfig sizes a policy model. It is stored in every checkpoint.
-type PolicyConfig struct {
-	// Preset is the name of the encoder preset the configuration started from ("tiny",
-	// "small", "base"), for provenance.
-	Preset string `json:"preset"`
-	// Bert sizes the encoder; its VocabSize is the tokenizer's.
-	Bert BertConfig `json:"bert"`
-	// MaxStateLen is the longest state in tokens ([CLS] and [SEP] included); longer
-	// states are truncated from the left.
-	MaxStateLen int `json:"max_state_len"`
-	// MaxActionLen is the longest action in tokens; longer ones are truncated from the
-	// right.
-	MaxActionLen int `json:"max_action_len"`
-	// ObsMode is the observation mode ("text_rich" or "text") of the states the policy
-	// was trained on; agents run the shop in that mode. Empty for a pretrained encoder.
-	ObsMode string `json:"obs_mode,omitempty"`
-}
-
-// DefaultMaxStateLen and DefaultMaxActionLen are the default token limits (WebShop's
-// choice model uses 512 for states).
-const (
-	DefaultMaxStateLen  = 512
-	DefaultMaxActionLen = 32
-)
-
-// NewPolicyConfig returns the configuration of a policy over a preset encoder with a
-// vocabulary of vocabSize tokens. maxState and maxAction <= 0 take the defaults; both are
-// capped by the encoder's positions.
-func NewPolicyConfig(preset string, vocabSize, maxState, maxAction int) (PolicyConfig, error) {
-	bert, err := Preset(preset)
-	if err != nil {
-		return PolicyConfig{}, err
-	}
-	if vocabSize > 0 {
-		bert.VocabSize = vocabSize
-	}
-	if maxState <= 0 {
-		maxState = DefaultMaxStateLen
-	}
-	if maxAction <= 0 {
-		maxAction = DefaultMaxActionLen
-	}
-	cfg := PolicyConfig{
-		Preset: strings.ToLower(strings.TrimSpace(preset)), Bert: bert,
-		MaxStateLen: min(maxState, bert.MaxPositions), MaxActionLen: min(maxAction, bert.MaxPositions),
-	}
-	return cfg, cfg.Validate()
-}
-
-// Validate reports whether the configuration describes a buildable policy.
-func (cfg PolicyConfig) Validate() error {
-	if err := cfg.Bert.Validate(); err != nil {
-		return err
-	}
-	switch {
-	case cfg.MaxStateLen < 8 || cfg.MaxStateLen > cfg.Bert.MaxPositions:
-		return fmt.Errorf("models: policy max state length %d not in [8, %d]", cfg.MaxStateLen, cfg.Bert.MaxPositions)
-	case cfg.MaxActionLen < 4 || cfg.MaxActionLen > cfg.Bert.MaxPositions:
-		return fmt.Errorf("models: policy max action length %d not in [4, %d]", cfg.MaxActionLen, cfg.Bert.MaxPositions)
-	}
-	return nil
-}
-
 // PolicyInputs are the graph inputs of the policy (see PolicyBatch for their meaning):
 // StateIDs, StateMask, StateTypes [B, Ts]; ActionIDs, ActionMask [U, Ta]; ActionIndex
 // [B, A] (int32); ActionValid [B, A] (float32); ActionPos [B, A] (int32).
@@ -147,8 +86,8 @@ func PolicyInputsFrom(in []*graph.Node) PolicyInputs {
 		ActionMask: in[4], ActionIndex: in[5], ActionValid: in[6], ActionPos: in[7]}
 }
 
-// Tensors returns the batch as graph inputs in PolicyInputs order.
-func (pb *PolicyBatch) Tensors() []*tensors.Tensor {
+// BatchTensors returns the batch as graph inputs in PolicyInputs order.
+func BatchTensors(pb *features.PolicyBatch) []*tensors.Tensor {
 	return []*tensors.Tensor{
 		tensors.FromFlatDataAndDimensions(pb.StateIDs, pb.B, pb.Ts),
 		tensors.FromFlatDataAndDimensions(pb.StateMask, pb.B, pb.Ts),
@@ -164,7 +103,7 @@ func (pb *PolicyBatch) Tensors() []*tensors.Tensor {
 // PolicyGraph builds the policy's forward pass and returns the action logits [B, A]
 // (padded slots -1e9) and the state values [B]. Variables are created or reused under
 // ctx's "policy" scope (see the file comment); train enables dropout.
-func PolicyGraph(ctx *context.Context, cfg PolicyConfig, in PolicyInputs, train bool) (logits, value *graph.Node) {
+func PolicyGraph(ctx *context.Context, cfg features.PolicyConfig, in PolicyInputs, train bool) (logits, value *graph.Node) {
 	ctx = ctx.Checked(false)
 	pctx := ctx.In(PolicyScope)
 	h := cfg.Bert.Hidden
@@ -202,8 +141,8 @@ func PolicyGraph(ctx *context.Context, cfg PolicyConfig, in PolicyInputs, train 
 	logits = graph.Add(logits, graph.Mul(matchFrac, graph.MulScalar(graph.Reshape(mw, 1, 1), matchScale)))
 	// A learned bias per product position on the results page (the search engine's rank).
 	posBias := cctx.In("position").WithInitializer(initializers.Zero).
-		VariableWithShape("bias", shapes.Make(dtypes.Float32, MaxResultPosition+1)).ValueGraph(g)
-	posTerm := graph.Gather(graph.Reshape(posBias, MaxResultPosition+1, 1), graph.InsertAxes(in.ActionPos, -1)) // [B, A, 1]
+		VariableWithShape("bias", shapes.Make(dtypes.Float32, features.MaxResultPosition+1)).ValueGraph(g)
+	posTerm := graph.Gather(graph.Reshape(posBias, features.MaxResultPosition+1, 1), graph.InsertAxes(in.ActionPos, -1)) // [B, A, 1]
 	logits = graph.Add(logits, graph.Reshape(posTerm, logits.Shape().Dimensions...))
 	valid := graph.GreaterThan(in.ActionValid, graph.ScalarZero(g, in.ActionValid.DType()))
 	logits = graph.Where(valid, logits, graph.Scalar(g, dtypes.Float32, choiceMaskLogit))
@@ -214,7 +153,7 @@ func PolicyGraph(ctx *context.Context, cfg PolicyConfig, in PolicyInputs, train 
 
 // ValueHead is the value head on the state's [CLS] hidden state: linear H->128, leaky ReLU
 // (slope 0.01), linear 128->1. It returns [B].
-func ValueHead(ctx *context.Context, cfg PolicyConfig, stateH *graph.Node) *graph.Node {
+func ValueHead(ctx *context.Context, cfg features.PolicyConfig, stateH *graph.Node) *graph.Node {
 	cls := TokenAt(stateH, 0)
 	x := hfDense(ctx.In("linear_1"), cls, cfg.Bert.Hidden, ValueHidden)
 	x = graph.Max(x, graph.MulScalar(x, 0.01))
@@ -324,7 +263,7 @@ func ChoiceLogProbs(logits *graph.Node) *graph.Node {
 // Variables: <ctx>/cls/predictions/transform/dense/{weight,bias},
 // <ctx>/cls/predictions/transform/LayerNorm/{weight,bias}, <ctx>/cls/predictions/bias.
 // It returns the logits [N, V].
-func MLMHead(ctx *context.Context, cfg BertConfig, wordEmb, hidden *graph.Node) *graph.Node {
+func MLMHead(ctx *context.Context, cfg features.BertConfig, wordEmb, hidden *graph.Node) *graph.Node {
 	ctx = ctx.Checked(false).In("cls").In("predictions")
 	g := hidden.Graph()
 	x := hfDense(ctx.In("transform").In("dense"), hidden, cfg.Hidden, cfg.Hidden)
@@ -338,7 +277,7 @@ func MLMHead(ctx *context.Context, cfg BertConfig, wordEmb, hidden *graph.Node) 
 
 // WordEmbeddings returns the encoder's word embedding table [V, H] in graph g, creating the
 // variable if needed (under ctx's encoder scope "policy/bert").
-func WordEmbeddings(ctx *context.Context, cfg BertConfig, g *graph.Graph) *graph.Node {
+func WordEmbeddings(ctx *context.Context, cfg features.BertConfig, g *graph.Graph) *graph.Node {
 	c := ctx.Checked(false).In(PolicyScope).In("bert").In("embeddings").In("word_embeddings")
 	return c.WithInitializer(initializers.RandomNormalFn(c, BertInitStddev)).
 		VariableWithShape("weight", shapes.Make(dtypes.Float32, cfg.VocabSize, cfg.Hidden)).ValueGraph(g)
@@ -349,10 +288,10 @@ func WordEmbeddings(ctx *context.Context, cfg BertConfig, g *graph.Graph) *graph
 // for concurrent use.
 type Policy struct {
 	// Config sizes the model; Tokenizer encodes its inputs.
-	Config    PolicyConfig
-	Tokenizer *Tokenizer
+	Config    features.PolicyConfig
+	Tokenizer *features.Tokenizer
 	// Buckets are the padded shapes used.
-	Buckets BucketSizes
+	Buckets features.BucketSizes
 	// Meta is the checkpoint's meta.
 	Meta CheckpointMeta
 
@@ -407,7 +346,7 @@ func NewPolicy(backend backends.Backend, ck *Checkpoint) (*Policy, error) {
 	if _, err := ck.LoadInto(ctx, PolicyScope+"/"); err != nil {
 		return nil, err
 	}
-	p := &Policy{Config: cfg, Tokenizer: ck.Tokenizer, Buckets: DefaultBuckets(cfg), Meta: ck.Meta, ctx: ctx}
+	p := &Policy{Config: cfg, Tokenizer: ck.Tokenizer, Buckets: features.DefaultBuckets(cfg), Meta: ck.Meta, ctx: ctx}
 	exec, err := context.NewExec(backend, ctx, func(ctx *context.Context, in []*graph.Node) []*graph.Node {
 		logits, value := PolicyGraph(ctx, cfg, PolicyInputsFrom(in), false)
 		return []*graph.Node{logits, value}
@@ -458,7 +397,7 @@ func (s ChoiceScores) Best() int {
 
 // Score runs the policy on states. States with more actions than the largest Actions
 // bucket are scored in chunks of actions (the log-softmax is taken over all of them).
-func (p *Policy) Score(examples []ChoiceExample) ([]ChoiceScores, error) {
+func (p *Policy) Score(examples []features.ChoiceExample) ([]ChoiceScores, error) {
 	return ScoreChoices(examples, p.Tokenizer, p.Config, p.Buckets, p.exec.Exec)
 }
 
@@ -467,7 +406,7 @@ func (p *Policy) Score(examples []ChoiceExample) ([]ChoiceScores, error) {
 // Policy.Score does: states with more actions than the largest action bucket are scored
 // in chunks (each action's logit depends only on its state), batches are cut at the
 // largest batch bucket, and the log-softmax is taken over all of a state's actions.
-func ScoreChoices(examples []ChoiceExample, tok *Tokenizer, cfg PolicyConfig, buckets BucketSizes,
+func ScoreChoices(examples []features.ChoiceExample, tok *features.Tokenizer, cfg features.PolicyConfig, buckets features.BucketSizes,
 	run func(args ...any) ([]*tensors.Tensor, error)) ([]ChoiceScores, error) {
 	maxA := buckets.Actions[len(buckets.Actions)-1]
 	maxB := buckets.Batch[len(buckets.Batch)-1]
@@ -476,17 +415,17 @@ func ScoreChoices(examples []ChoiceExample, tok *Tokenizer, cfg PolicyConfig, bu
 		offset int // first action of the chunk
 	}
 	var rows []row
-	var enc []EncodedChoice
+	var enc []features.EncodedChoice
 	for i, ex := range examples {
 		if len(ex.Actions) == 0 {
 			return nil, fmt.Errorf("models: policy: state %d has no actions", i)
 		}
 		ex.Target = -1
-		e := EncodeChoice(tok, cfg, ex)
+		e := features.EncodeChoice(tok, cfg, ex)
 		for lo := 0; lo < len(e.Actions); lo += maxA {
 			hi := min(lo+maxA, len(e.Actions))
 			rows = append(rows, row{i, lo})
-			enc = append(enc, EncodedChoice{State: e.State, StateTypes: e.StateTypes, Actions: e.Actions[lo:hi],
+			enc = append(enc, features.EncodedChoice{State: e.State, StateTypes: e.StateTypes, Actions: e.Actions[lo:hi],
 				ActionContent: e.ActionContent[lo:hi], Positions: e.Positions[lo:hi], Target: -1})
 		}
 	}
@@ -496,12 +435,12 @@ func ScoreChoices(examples []ChoiceExample, tok *Tokenizer, cfg PolicyConfig, bu
 	}
 	for lo := 0; lo < len(enc); lo += maxB {
 		hi := min(lo+maxB, len(enc))
-		pb, err := NewPolicyBatch(enc[lo:hi], buckets, 0)
+		pb, err := features.NewPolicyBatch(enc[lo:hi], buckets, 0)
 		if err != nil {
 			return nil, err
 		}
 		args := make([]any, 0, NumPolicyInputs)
-		for _, t := range pb.Tensors() {
+		for _, t := range BatchTensors(pb) {
 			args = append(args, t)
 		}
 		res, err := run(args...)

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"shopagent/features"
+
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -29,11 +31,11 @@ func policyTestBackend(t *testing.T) backends.Backend {
 }
 
 // testTokenizer is a small vocabulary for the tests.
-func policyTestTokenizer(t *testing.T) *Tokenizer {
+func policyTestTokenizer(t *testing.T) *features.Tokenizer {
 	t.Helper()
 	words := strings.Fields("red blue green shoes shirt size small large buy now back to search item - instruction : i want price $ 1 2 3 4 5 6 7 8 9 0 . next > < prev description features")
-	vocab := append(SpecialTokens()[:5], words...)
-	tok, err := NewTokenizer(vocab)
+	vocab := append(features.SpecialTokens()[:5], words...)
+	tok, err := features.NewTokenizer(vocab)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,9 +43,9 @@ func policyTestTokenizer(t *testing.T) *Tokenizer {
 }
 
 // testPolicyConfig is the tiny preset with short lengths and no dropout.
-func policyTestConfig(t *testing.T, vocab int) PolicyConfig {
+func policyTestConfig(t *testing.T, vocab int) features.PolicyConfig {
 	t.Helper()
-	cfg, err := NewPolicyConfig("tiny", vocab, 32, 8)
+	cfg, err := features.NewPolicyConfig("tiny", vocab, 32, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +56,7 @@ func policyTestConfig(t *testing.T, vocab int) PolicyConfig {
 }
 
 // policyForward runs PolicyGraph on a batch and returns logits [B*A] and values [B].
-func policyForward(t *testing.T, ctx *context.Context, cfg PolicyConfig, pb *PolicyBatch) ([]float32, []float32) {
+func policyForward(t *testing.T, ctx *context.Context, cfg features.PolicyConfig, pb *features.PolicyBatch) ([]float32, []float32) {
 	t.Helper()
 	exec, err := context.NewExec(policyTestBackend(t), ctx, func(ctx *context.Context, in []*graph.Node) []*graph.Node {
 		l, v := PolicyGraph(ctx, cfg, PolicyInputsFrom(in), false)
@@ -64,7 +66,7 @@ func policyForward(t *testing.T, ctx *context.Context, cfg PolicyConfig, pb *Pol
 		t.Fatal(err)
 	}
 	var args []any
-	for _, x := range pb.Tensors() {
+	for _, x := range BatchTensors(pb) {
 		args = append(args, x)
 	}
 	out, err := exec.Exec(args...)
@@ -94,8 +96,8 @@ func policyForward(t *testing.T, ctx *context.Context, cfg PolicyConfig, pb *Pol
 	return tensors.MustCopyFlatData[float32](out[0]), tensors.MustCopyFlatData[float32](out[2])
 }
 
-func policyTestExamples() []ChoiceExample {
-	return []ChoiceExample{
+func policyTestExamples() []features.ChoiceExample {
+	return []features.ChoiceExample{
 		{Instruction: "i want red shoes", State: "back to search next >", Actions: []string{"back to search", "item - red shoes - $ 5", "item - blue shirt"}, Target: 1},
 		{Instruction: "i want a large blue shirt", State: "size small large buy now", Actions: []string{"buy now", "small", "large"}, Target: 2},
 		{Instruction: "i want green", State: "", Actions: []string{"next >", "< prev", "description", "features", "item - green shoes", "buy now"}, Target: 4},
@@ -107,11 +109,11 @@ func TestPolicyGraphShapesAndMasking(t *testing.T) {
 	cfg := policyTestConfig(t, tok.VocabSize())
 	ctx := context.New()
 	ctx.SetParam(context.ParamInitialSeed, int64(3))
-	var enc []EncodedChoice
+	var enc []features.EncodedChoice
 	for _, ex := range policyTestExamples() {
-		enc = append(enc, EncodeChoice(tok, cfg, ex))
+		enc = append(enc, features.EncodeChoice(tok, cfg, ex))
 	}
-	pb, err := NewPolicyBatch(enc, DefaultBuckets(cfg), 4) // one padding state, A = 6
+	pb, err := features.NewPolicyBatch(enc, features.DefaultBuckets(cfg), 4) // one padding state, A = 6
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +128,7 @@ func TestPolicyGraphShapesAndMasking(t *testing.T) {
 
 	// Padding invariance: the first state alone (A = 4, shorter padding) gets the same
 	// logits for its actions.
-	alone, err := NewPolicyBatch(enc[:1], DefaultBuckets(cfg), 0)
+	alone, err := features.NewPolicyBatch(enc[:1], features.DefaultBuckets(cfg), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,11 +145,11 @@ func TestPolicyCheckpointScoreAndChunks(t *testing.T) {
 	cfg := policyTestConfig(t, tok.VocabSize())
 	ctx := context.New()
 	ctx.SetParam(context.ParamInitialSeed, int64(5))
-	var enc []EncodedChoice
+	var enc []features.EncodedChoice
 	for _, ex := range policyTestExamples() {
-		enc = append(enc, EncodeChoice(tok, cfg, ex))
+		enc = append(enc, features.EncodeChoice(tok, cfg, ex))
 	}
-	pb, _ := NewPolicyBatch(enc, DefaultBuckets(cfg), 0)
+	pb, _ := features.NewPolicyBatch(enc, features.DefaultBuckets(cfg), 0)
 	policyForward(t, ctx, cfg, pb) // creates and initialises the variables
 	dir := filepath.Join(t.TempDir(), "run", CheckpointsDir, CheckpointDirName(7))
 	if err := SaveCheckpoint(dir, CheckpointMeta{Job: "il", Step: 7, Policy: cfg}, ctx, tok, false); err != nil {
@@ -166,9 +168,9 @@ func TestPolicyCheckpointScoreAndChunks(t *testing.T) {
 	for i := 0; i < 40; i++ {
 		many = append(many, []string{"red", "blue", "green shoes", "small", "large", "buy now", "item - red shirt"}[i%7]+" "+string(rune('1'+i%9)))
 	}
-	big := ChoiceExample{Instruction: "i want red shoes size 5", State: "size 5 6 7", Actions: many}
-	small := ChoiceExample{Instruction: big.Instruction, State: big.State, Actions: many[:10]}
-	scores, err := pol.Score([]ChoiceExample{big, small, policyTestExamples()[0]})
+	big := features.ChoiceExample{Instruction: "i want red shoes size 5", State: "size 5 6 7", Actions: many}
+	small := features.ChoiceExample{Instruction: big.Instruction, State: big.State, Actions: many[:10]}
+	scores, err := pol.Score([]features.ChoiceExample{big, small, policyTestExamples()[0]})
 	if err != nil {
 		t.Fatal(err)
 	}

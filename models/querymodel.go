@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"shopagent/features"
+
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -66,7 +68,7 @@ type QueryEncoding struct {
 }
 
 // EncodeQuery encodes an instruction for a query model with maxLen tokens at most.
-func EncodeQuery(tok *Tokenizer, instruction string, maxLen int) QueryEncoding {
+func EncodeQuery(tok *features.Tokenizer, instruction string, maxLen int) QueryEncoding {
 	if maxLen < 3 {
 		maxLen = 3
 	}
@@ -105,7 +107,7 @@ func EncodeQuery(tok *Tokenizer, instruction string, maxLen int) QueryEncoding {
 // QueryTagGraph is the query model's forward pass: token logits [B, T] from ids, types and
 // mask [B, T] (mask non-zero on real tokens). Variables are created or reused under ctx's
 // policy/bert and policy/query/tag scopes; train enables dropout.
-func QueryTagGraph(ctx *context.Context, cfg PolicyConfig, ids, types, mask *graph.Node, train bool) *graph.Node {
+func QueryTagGraph(ctx *context.Context, cfg features.PolicyConfig, ids, types, mask *graph.Node, train bool) *graph.Node {
 	ctx = ctx.Checked(false)
 	h := BertEncodeWithTypes(ctx.In(PolicyScope).In("bert"), cfg.Bert, ids, types, mask, train)
 	logits := hfDense(ctx.In(PolicyScope).In("query").In("tag"), h, cfg.Bert.Hidden, 1)
@@ -120,8 +122,8 @@ func QueryPadLen(n int) int { return max(16, (n+15)/16*16) }
 type QueryModel struct {
 	// Config sizes the encoder (MaxStateLen is the input's token limit); Tokenizer encodes
 	// instructions; Meta is the checkpoint's meta.
-	Config    PolicyConfig
-	Tokenizer *Tokenizer
+	Config    features.PolicyConfig
+	Tokenizer *features.Tokenizer
 	Meta      CheckpointMeta
 	// Threshold is the keep probability from which a word is kept (DefaultQueryThreshold).
 	Threshold float64
@@ -160,7 +162,7 @@ func NewQueryModel(backend backends.Backend, ck *Checkpoint) (*QueryModel, error
 
 // NewUntrainedQueryModel returns a query model with freshly initialised weights (seeded),
 // for tests and baselines.
-func NewUntrainedQueryModel(backend backends.Backend, cfg PolicyConfig, tok *Tokenizer, seed int64) (*QueryModel, error) {
+func NewUntrainedQueryModel(backend backends.Backend, cfg features.PolicyConfig, tok *features.Tokenizer, seed int64) (*QueryModel, error) {
 	if tok == nil || tok.VocabSize() != cfg.Bert.VocabSize {
 		return nil, fmt.Errorf("models: query model: the tokenizer does not match the config's vocabulary")
 	}
@@ -179,7 +181,7 @@ func LoadQueryModel(backend backends.Backend, path string) (*QueryModel, error) 
 	return NewQueryModel(backend, ck)
 }
 
-func newQueryModel(backend backends.Backend, cfg PolicyConfig, tok *Tokenizer, meta CheckpointMeta, ctx *context.Context) (*QueryModel, error) {
+func newQueryModel(backend backends.Backend, cfg features.PolicyConfig, tok *features.Tokenizer, meta CheckpointMeta, ctx *context.Context) (*QueryModel, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

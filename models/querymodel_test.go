@@ -6,11 +6,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"shopagent/features"
 )
 
-func queryTestTokenizer(t *testing.T) *Tokenizer {
+func queryTestTokenizer(t *testing.T) *features.Tokenizer {
 	t.Helper()
-	vocab := BuildVocab(func(yield func(string) bool) {
+	vocab := features.BuildVocab(func(yield func(string) bool) {
 		for _, s := range []string{
 			"i am looking for red running shoes in size 9 with rubber soles",
 			"i need a blue cotton shirt that is machine washable, size large",
@@ -21,7 +23,7 @@ func queryTestTokenizer(t *testing.T) *Tokenizer {
 			}
 		}
 	}, 200, 1)
-	tok, err := NewTokenizer(vocab)
+	tok, err := features.NewTokenizer(vocab)
 	if err != nil {
 		t.Fatal(err)
 	}

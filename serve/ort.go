@@ -13,7 +13,7 @@ import (
 
 	"shopagent/env"
 	"shopagent/export/onnxrt"
-	"shopagent/models"
+	"shopagent/features"
 )
 
 // ORTOptions configure an ONNXPolicy.
@@ -48,12 +48,12 @@ type ORTOptions struct {
 
 // ONNXPolicy is a Policy that runs an exported policy directory (model.onnx, vocab.txt,
 // policy.json; see `shopagent export`) on ONNX Runtime. It featurizes an observation as
-// training does (models.ChoiceFromObservation, models.EncodeChoice with the policy's
+// training does (features.ChoiceFromObservation, features.EncodeChoice with the policy's
 // tokenizer and limits). It is safe for concurrent use: runs share one ONNX Runtime
 // session, which allows concurrent runs, and Close waits for runs in flight.
 type ONNXPolicy struct {
 	manifest *onnxrt.Manifest
-	tok      *models.Tokenizer
+	tok      *features.Tokenizer
 	sess     *onnxrt.Session // model.onnx, without an action cache
 	info     PolicyInfo
 	// With an action cache: actions.onnx, scorer.onnx and the cache of encoder states
@@ -76,7 +76,7 @@ func LoadONNXPolicy(dir string, opts ORTOptions) (*ONNXPolicy, error) {
 	if err := m.VerifyFiles(dir); err != nil {
 		return nil, fmt.Errorf("serve: load ONNX policy: %w", err)
 	}
-	tok, err := models.LoadVocab(filepath.Join(dir, onnxrt.VocabFile))
+	tok, err := features.LoadVocab(filepath.Join(dir, onnxrt.VocabFile))
 	if err != nil {
 		return nil, fmt.Errorf("serve: load ONNX policy %s: %w", dir, err)
 	}
@@ -186,7 +186,7 @@ func (p *ONNXPolicy) Act(instruction, observation string, actions []string) (Dec
 // state and action and the most actions; the graph's axes are dynamic).
 //
 // Actions are WebShop action strings. A click[x] is scored as the training agent scores
-// clickable x (models.ChoiceFromObservation: a product on a results page reads "item -
+// clickable x (features.ChoiceFromObservation: a product on a results page reads "item -
 // <title> - <price>" with its position, a selected option value is marked as clicked);
 // products are ranked in the order the actions list them, so give them in page order as
 // WebShop does.
@@ -198,7 +198,7 @@ func (p *ONNXPolicy) ActBatch(inputs []ActInput) ([]Decision, error) {
 		return nil, errors.New("serve: ONNX policy: no observations")
 	}
 	cfg := p.manifest.Policy
-	encoded := make([]models.EncodedChoice, len(inputs))
+	encoded := make([]features.EncodedChoice, len(inputs))
 	order := make([][]int, len(inputs)) // order[i][k]: the model slot of action k
 	for i, in := range inputs {
 		ex, slots, err := choiceFromActions(in)
@@ -208,7 +208,7 @@ func (p *ONNXPolicy) ActBatch(inputs []ActInput) ([]Decision, error) {
 			}
 			return nil, fmt.Errorf("serve: ONNX policy: %w", err)
 		}
-		encoded[i] = models.EncodeChoice(p.tok, cfg, ex)
+		encoded[i] = features.EncodeChoice(p.tok, cfg, ex)
 		order[i] = slots
 	}
 	pb, err := onnxrt.ExactBatch(encoded)
@@ -241,7 +241,7 @@ func (p *ONNXPolicy) ActBatch(inputs []ActInput) ([]Decision, error) {
 
 // runCached scores pb with scorer.onnx, taking each distinct action's encoder states from
 // the cache and encoding the others, all in one actions.onnx run, into it.
-func (p *ONNXPolicy) runCached(pb *models.PolicyBatch) (logits, values []float32, err error) {
+func (p *ONNXPolicy) runCached(pb *features.PolicyBatch) (logits, values []float32, err error) {
 	h := p.hidden
 	rows := make([][]float32, pb.U)
 	keys := make([]string, pb.U)
@@ -295,9 +295,9 @@ func (p *ONNXPolicy) runCached(pb *models.PolicyBatch) (logits, values []float32
 
 // choiceFromActions builds the choice example of an observation and its WebShop actions,
 // returning, for each action, its slot in the example.
-func choiceFromActions(in ActInput) (models.ChoiceExample, []int, error) {
+func choiceFromActions(in ActInput) (features.ChoiceExample, []int, error) {
 	if len(in.Actions) == 0 {
-		return models.ChoiceExample{}, nil, errors.New("no actions")
+		return features.ChoiceExample{}, nil, errors.New("no actions")
 	}
 	var clickables []string
 	var clickOf []int // action index of each clickable
@@ -317,12 +317,12 @@ func choiceFromActions(in ActInput) (models.ChoiceExample, []int, error) {
 		case pa.HasArg && pa.Name == "search":
 			extras = append(extras, extra{k, "search " + pa.Arg})
 		default:
-			return models.ChoiceExample{}, nil, fmt.Errorf("action %d %q is neither click[...] nor search[...]", k, a)
+			return features.ChoiceExample{}, nil, fmt.Errorf("action %d %q is neither click[...] nor search[...]", k, a)
 		}
 	}
-	ex, idx := models.ChoiceFromObservation(in.Observation, clickables)
+	ex, idx := features.ChoiceFromObservation(in.Observation, clickables)
 	if len(idx) != len(clickables) {
-		return models.ChoiceExample{}, nil, fmt.Errorf("featurization kept %d of %d clickables", len(idx), len(clickables))
+		return features.ChoiceExample{}, nil, fmt.Errorf("featurization kept %d of %d clickables", len(idx), len(clickables))
 	}
 	if in.Instruction != "" {
 		ex.Instruction = in.Instruction

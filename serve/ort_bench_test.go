@@ -8,6 +8,7 @@ import (
 
 	"shopagent/export"
 	"shopagent/export/exporttest"
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -58,10 +59,10 @@ func BenchmarkPolicyInference(b *testing.B) {
 		b.Run(preset, func(b *testing.B) {
 			bp := benchExported(b, preset)
 			b.Logf("%s: export parity max |diff| %.3g", preset, bp.maxDiff)
-			var examples []models.ChoiceExample
+			var examples []features.ChoiceExample
 			var inputs []ActInput
 			for _, s := range bp.samples {
-				ex, _ := models.ChoiceFromObservation(s.Text, s.Clickables)
+				ex, _ := features.ChoiceFromObservation(s.Text, s.Clickables)
 				examples = append(examples, ex)
 				inputs = append(inputs, ActInput{Observation: s.Text, Actions: clickActions(s)})
 			}

@@ -13,6 +13,7 @@ import (
 	"shopagent/export"
 	"shopagent/export/exporttest"
 	"shopagent/export/onnxrt"
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -83,10 +84,10 @@ func testONNXPolicyMatchesGoMLX(t *testing.T, cacheMB int) {
 		t.Fatal(err)
 	}
 	defer ref.Close()
-	var examples []models.ChoiceExample
+	var examples []features.ChoiceExample
 	var inputs []ActInput
 	for _, s := range samples {
-		ex, _ := models.ChoiceFromObservation(s.Text, s.Clickables)
+		ex, _ := features.ChoiceFromObservation(s.Text, s.Clickables)
 		examples = append(examples, ex)
 		inputs = append(inputs, ActInput{Observation: s.Text, Actions: clickActions(s)})
 	}
@@ -200,14 +201,14 @@ func TestONNXPolicyActionCache(t *testing.T) {
 	}
 	defer plain.Close()
 	// The distinct actions (token sequences) the samples offer.
-	tok, err := models.LoadVocab(filepath.Join(dir, onnxrt.VocabFile))
+	tok, err := features.LoadVocab(filepath.Join(dir, onnxrt.VocabFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	distinct := map[string]bool{}
 	for _, s := range samples {
-		ex, _ := models.ChoiceFromObservation(s.Text, s.Clickables)
-		for _, a := range models.EncodeChoice(tok, p.Manifest().Policy, ex).Actions {
+		ex, _ := features.ChoiceFromObservation(s.Text, s.Clickables)
+		for _, a := range features.EncodeChoice(tok, p.Manifest().Policy, ex).Actions {
 			distinct[fmt.Sprint(a)] = true
 		}
 	}
@@ -232,9 +233,9 @@ func TestONNXPolicyActionCache(t *testing.T) {
 				t.Fatalf("pass %d sample %d: value %g vs %g", pass, i, got.Value, want.Value)
 			}
 			if pass == 0 {
-				ex, _ := models.ChoiceFromObservation(s.Text, s.Clickables)
+				ex, _ := features.ChoiceFromObservation(s.Text, s.Clickables)
 				u := map[string]bool{}
-				for _, a := range models.EncodeChoice(tok, p.Manifest().Policy, ex).Actions {
+				for _, a := range features.EncodeChoice(tok, p.Manifest().Policy, ex).Actions {
 					u[fmt.Sprint(a)] = true
 				}
 				offered += len(u)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"shopagent/env"
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -29,7 +30,7 @@ import (
 
 // Scorer scores choice examples (models.Policy, or a batching front end to one).
 type Scorer interface {
-	Score(examples []models.ChoiceExample) ([]models.ChoiceScores, error)
+	Score(examples []features.ChoiceExample) ([]models.ChoiceScores, error)
 }
 
 // AgentConfig configures a PolicyAgent.
@@ -140,12 +141,12 @@ func (a *PolicyAgent) Act(obs env.Observation) string {
 		a.itemActions = 0
 		clear(a.visited)
 	}
-	ex, idx := models.ChoiceFromObservation(obs.Text, obs.Clickables)
+	ex, idx := features.ChoiceFromObservation(obs.Text, obs.Clickables)
 	if len(ex.Actions) == 0 {
 		rec.Forced = true
 		return env.Click(env.ClickBackToSearch)
 	}
-	scores, err := a.scorer.Score([]models.ChoiceExample{ex})
+	scores, err := a.scorer.Score([]features.ChoiceExample{ex})
 	if err != nil {
 		if a.err == nil {
 			a.err = err
@@ -176,7 +177,7 @@ func (a *PolicyAgent) Act(obs env.Observation) string {
 		// Budget spent: the best-scoring product.
 		pick = -1
 		for j, ci := range idx {
-			if c := obs.Clickables[ci]; !models.IsNavigationLabel(c) && (pick < 0 || s.Logits[j] > s.Logits[pick]) {
+			if c := obs.Clickables[ci]; !features.IsNavigationLabel(c) && (pick < 0 || s.Logits[j] > s.Logits[pick]) {
 				pick = j
 			}
 		}
@@ -228,7 +229,7 @@ func fallbackAction(obs env.Observation) string {
 		return env.Click(env.ClickBuyNow)
 	case env.PageResults:
 		for _, c := range obs.Clickables {
-			if !models.IsNavigationLabel(c) {
+			if !features.IsNavigationLabel(c) {
 				return env.Click(c)
 			}
 		}
@@ -266,7 +267,7 @@ type BatchScorer struct {
 }
 
 type scoreRequest struct {
-	examples []models.ChoiceExample
+	examples []features.ChoiceExample
 	done     chan struct{}
 	scores   []models.ChoiceScores
 	err      error
@@ -285,7 +286,7 @@ func NewBatchScorer(scorer Scorer, maxBatch int, window time.Duration) *BatchSco
 }
 
 // Score implements Scorer.
-func (b *BatchScorer) Score(examples []models.ChoiceExample) ([]models.ChoiceScores, error) {
+func (b *BatchScorer) Score(examples []features.ChoiceExample) ([]models.ChoiceScores, error) {
 	r := &scoreRequest{examples: examples, done: make(chan struct{})}
 	b.mu.Lock()
 	b.pending = append(b.pending, r)
@@ -321,7 +322,7 @@ func (b *BatchScorer) flushLocked() {
 	reqs := b.pending
 	b.pending = nil
 	go func() {
-		var all []models.ChoiceExample
+		var all []features.ChoiceExample
 		for _, r := range reqs {
 			all = append(all, r.examples...)
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"shopagent/env"
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -19,7 +20,7 @@ type prefScorer struct {
 	calls  atomic.Int64
 }
 
-func (s *prefScorer) Score(exs []models.ChoiceExample) ([]models.ChoiceScores, error) {
+func (s *prefScorer) Score(exs []features.ChoiceExample) ([]models.ChoiceScores, error) {
 	s.calls.Add(1)
 	out := make([]models.ChoiceScores, len(exs))
 	for i, ex := range exs {
@@ -129,7 +130,7 @@ func TestBatchScorer(t *testing.T) {
 			for k := 0; k < 8; k++ {
 				acts := []string{"x", "y", "z"}
 				acts[(w+k)%3] = "a"
-				got, err := bs.Score([]models.ChoiceExample{{State: "s", Actions: acts}})
+				got, err := bs.Score([]features.ChoiceExample{{State: "s", Actions: acts}})
 				if err != nil {
 					errs <- err
 					return

@@ -8,6 +8,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -55,7 +56,7 @@ func DefaultDPOConfig() DPOConfig {
 // DPOData holds the preference states of DPO: each state's encoding (Target = the chosen
 // action), its rejected actions and the reference's log-probabilities.
 type DPOData struct {
-	States   []models.EncodedChoice
+	States   []features.EncodedChoice
 	Rejected [][]int
 	RefLogp  [][]float64
 	// Examples is the number of click steps read; Agree the states where the reference's
@@ -68,11 +69,11 @@ type DPOData struct {
 
 // BuildDPOData scores the examples (Target = the demonstrated action) with the frozen
 // reference and builds the preference states.
-func BuildDPOData(examples []models.ChoiceExample, ref Scorer, tok *models.Tokenizer, cfg models.PolicyConfig, rejected string) (*DPOData, error) {
+func BuildDPOData(examples []features.ChoiceExample, ref Scorer, tok *features.Tokenizer, cfg features.PolicyConfig, rejected string) (*DPOData, error) {
 	if rejected != RejectedReference && rejected != RejectedAll {
 		return nil, fmt.Errorf("train: dpo: rejected mode %q (want %s or %s)", rejected, RejectedReference, RejectedAll)
 	}
-	maxA := models.DefaultBuckets(cfg).Actions
+	maxA := features.DefaultBuckets(cfg).Actions
 	d := &DPOData{Examples: len(examples)}
 	const chunk = 64
 	for lo := 0; lo < len(examples); lo += chunk {
@@ -104,7 +105,7 @@ func BuildDPOData(examples []models.ChoiceExample, ref Scorer, tok *models.Token
 			if len(rej) == 0 {
 				continue
 			}
-			d.States = append(d.States, models.EncodeChoice(tok, cfg, ex))
+			d.States = append(d.States, features.EncodeChoice(tok, cfg, ex))
 			d.Rejected = append(d.Rejected, rej)
 			d.RefLogp = append(d.RefLogp, scores[i].LogProbs)
 			d.Pairs += len(rej)
@@ -119,14 +120,14 @@ func BuildDPOData(examples []models.ChoiceExample, ref Scorer, tok *models.Token
 // DPOJob is the DPO job: batches of preference states in an epoch order (IL's: shuffled,
 // grouped by state length), the DPO loss.
 type DPOJob struct {
-	cfg   models.PolicyConfig
+	cfg   features.PolicyConfig
 	hp    DPOConfig
 	data  *DPOData
 	order *ILJob // orders the epochs
 }
 
 // NewDPOJob returns a DPO job.
-func NewDPOJob(cfg models.PolicyConfig, data *DPOData, hp DPOConfig, seed uint64) (*DPOJob, error) {
+func NewDPOJob(cfg features.PolicyConfig, data *DPOData, hp DPOConfig, seed uint64) (*DPOJob, error) {
 	if data == nil || len(data.States) == 0 {
 		return nil, ErrNoData
 	}
@@ -162,11 +163,11 @@ func (j *DPOJob) Batch(step int64) ([]*tensors.Tensor, int, error) {
 		o.epoch = epoch
 	}
 	ids := o.batches[step%per]
-	encs := make([]models.EncodedChoice, len(ids))
+	encs := make([]features.EncodedChoice, len(ids))
 	for i, id := range ids {
 		encs[i] = j.data.States[id]
 	}
-	pb, err := models.NewPolicyBatch(encs, o.buckets, j.hp.Batch)
+	pb, err := features.NewPolicyBatch(encs, o.buckets, j.hp.Batch)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -180,7 +181,7 @@ func (j *DPOJob) Batch(step int64) ([]*tensors.Tensor, int, error) {
 			ref[i*pb.A+a] = float32(lp)
 		}
 	}
-	ts := append(pb.Tensors(), tensors.FromFlatDataAndDimensions(pb.Targets, pb.B),
+	ts := append(models.BatchTensors(pb), tensors.FromFlatDataAndDimensions(pb.Targets, pb.B),
 		tensors.FromFlatDataAndDimensions(rej, pb.B, pb.A), tensors.FromFlatDataAndDimensions(ref, pb.B, pb.A))
 	return ts, len(ids), nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"shopagent/datasets"
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -29,7 +30,7 @@ const DefaultTrainMaxActions = 32
 // ILData holds the choice examples of a demonstration file.
 type ILData struct {
 	// Examples are the click steps, in file order.
-	Examples []models.ChoiceExample
+	Examples []features.ChoiceExample
 	// Episodes is the number of episodes read; Skipped counts click steps that could not
 	// be used (action not among the available ones).
 	Episodes, Skipped int
@@ -79,7 +80,7 @@ func LoadILData(path string, minReward float64) (*ILData, error) {
 			}
 			chosen := avail[s.ActionIndex]
 			clickables := ClickablesFromActions(avail)
-			ex, idx := models.ChoiceFromObservation(s.Observation, clickables)
+			ex, idx := features.ChoiceFromObservation(s.Observation, clickables)
 			target := -1
 			want := strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(chosen, "click["), "]"))
 			for j, ci := range idx {
@@ -112,7 +113,7 @@ func LoadILData(path string, minReward float64) (*ILData, error) {
 
 // CapActions keeps at most maxActions actions of an example: the target and a random
 // sample of the others, in their original order.
-func CapActions(ex models.EncodedChoice, maxActions int, rng *rand.Rand) models.EncodedChoice {
+func CapActions(ex features.EncodedChoice, maxActions int, rng *rand.Rand) features.EncodedChoice {
 	if maxActions <= 0 || len(ex.Actions) <= maxActions {
 		return ex
 	}
@@ -127,7 +128,7 @@ func CapActions(ex models.EncodedChoice, maxActions int, rng *rand.Rand) models.
 		}
 		keep[i] = true
 	}
-	out := models.EncodedChoice{State: ex.State, StateTypes: ex.StateTypes, Target: -1}
+	out := features.EncodedChoice{State: ex.State, StateTypes: ex.StateTypes, Target: -1}
 	for i, a := range ex.Actions {
 		if keep[i] {
 			if i == ex.Target {
@@ -148,10 +149,10 @@ func CapActions(ex models.EncodedChoice, maxActions int, rng *rand.Rand) models.
 // ILJob is the imitation-learning job: batches of click steps grouped by state length (few
 // padded shapes), cross-entropy loss, accuracy metric.
 type ILJob struct {
-	cfg       models.PolicyConfig
-	examples  []models.EncodedChoice
+	cfg       features.PolicyConfig
+	examples  []features.EncodedChoice
 	batchSize int
-	buckets   models.BucketSizes
+	buckets   features.BucketSizes
 	seed      uint64
 	maxAct    int
 
@@ -161,7 +162,7 @@ type ILJob struct {
 
 // NewILJob returns an IL job over encoded examples. batchSize states per step; maxActions
 // caps the actions per state (0: DefaultTrainMaxActions).
-func NewILJob(cfg models.PolicyConfig, examples []models.EncodedChoice, batchSize int, maxActions int, seed uint64) (*ILJob, error) {
+func NewILJob(cfg features.PolicyConfig, examples []features.EncodedChoice, batchSize int, maxActions int, seed uint64) (*ILJob, error) {
 	if len(examples) == 0 {
 		return nil, ErrNoData
 	}
@@ -171,7 +172,7 @@ func NewILJob(cfg models.PolicyConfig, examples []models.EncodedChoice, batchSiz
 	if maxActions <= 0 {
 		maxActions = DefaultTrainMaxActions
 	}
-	b := models.DefaultBuckets(cfg)
+	b := features.DefaultBuckets(cfg)
 	if maxActions > b.Actions[len(b.Actions)-1] {
 		return nil, fmt.Errorf("train: max actions %d exceeds the largest bucket %d", maxActions, b.Actions[len(b.Actions)-1])
 	}
@@ -199,7 +200,7 @@ func (j *ILJob) epochBatches(epoch int64) [][]int {
 		w := idx[lo:hi]
 		key := func(i int) [2]int {
 			ex := j.examples[i]
-			return [2]int{models.Bucket(len(ex.State), j.buckets.State), min(len(ex.Actions), j.maxAct)}
+			return [2]int{features.Bucket(len(ex.State), j.buckets.State), min(len(ex.Actions), j.maxAct)}
 		}
 		sort.SliceStable(w, func(a, b int) bool {
 			ka, kb := key(w[a]), key(w[b])
@@ -224,11 +225,11 @@ func (j *ILJob) Batch(step int64) ([]*tensors.Tensor, int, error) {
 	}
 	ids := j.batches[step%per]
 	rng := rand.New(rand.NewPCG(j.seed^0x5eed, uint64(step)))
-	exs := make([]models.EncodedChoice, len(ids))
+	exs := make([]features.EncodedChoice, len(ids))
 	for i, id := range ids {
 		exs[i] = CapActions(j.examples[id], j.maxAct, rng)
 	}
-	pb, err := models.NewPolicyBatch(exs, j.buckets, j.batchSize)
+	pb, err := features.NewPolicyBatch(exs, j.buckets, j.batchSize)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -237,8 +238,8 @@ func (j *ILJob) Batch(step int64) ([]*tensors.Tensor, int, error) {
 
 // PolicyBatchTensors converts a batch to graph inputs: the models.PolicyInputs tensors
 // and, withTargets, the targets and their validity.
-func PolicyBatchTensors(pb *models.PolicyBatch, withTargets bool) []*tensors.Tensor {
-	ts := pb.Tensors()
+func PolicyBatchTensors(pb *features.PolicyBatch, withTargets bool) []*tensors.Tensor {
+	ts := models.BatchTensors(pb)
 	if withTargets {
 		ts = append(ts, tensors.FromFlatDataAndDimensions(pb.Targets, pb.B),
 			tensors.FromFlatDataAndDimensions(pb.TargetValid, pb.B))

@@ -9,6 +9,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"shopagent/env"
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -58,15 +59,15 @@ func DefaultPGConfig() PGConfig {
 
 // PGJob is the policy-gradient job (a RolloutJob).
 type PGJob struct {
-	cfg     models.PolicyConfig
-	tok     *models.Tokenizer
+	cfg     features.PolicyConfig
+	tok     *features.Tokenizer
 	hp      PGConfig
 	shop    *env.Shop
 	goals   []env.Goal
 	rollout RolloutConfig
 	seed    uint64
 	il      *ILJob
-	buckets models.BucketSizes
+	buckets features.BucketSizes
 
 	scorer Scorer
 	host   map[string]float64
@@ -74,7 +75,7 @@ type PGJob struct {
 
 // NewPGJob returns a PG job over the shop's goals. il, when non-nil, supplies the
 // demonstration batches of the IL term (hp.ILCoef > 0).
-func NewPGJob(cfg models.PolicyConfig, tok *models.Tokenizer, shop *env.Shop, goals []env.Goal, hp PGConfig, rollout RolloutConfig, il *ILJob, seed uint64) (*PGJob, error) {
+func NewPGJob(cfg features.PolicyConfig, tok *features.Tokenizer, shop *env.Shop, goals []env.Goal, hp PGConfig, rollout RolloutConfig, il *ILJob, seed uint64) (*PGJob, error) {
 	if len(goals) == 0 {
 		return nil, fmt.Errorf("%w: no goals to roll out on", ErrNoData)
 	}
@@ -94,7 +95,7 @@ func NewPGJob(cfg models.PolicyConfig, tok *models.Tokenizer, shop *env.Shop, go
 		hp.MaxStates = 64
 	}
 	return &PGJob{cfg: cfg, tok: tok, hp: hp, shop: shop, goals: goals, rollout: rollout, seed: seed, il: il,
-		buckets: models.DefaultBuckets(cfg)}, nil
+		buckets: features.DefaultBuckets(cfg)}, nil
 }
 
 // Name implements Job.

@@ -9,6 +9,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -51,9 +52,9 @@ func TestPGTrainsEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc := make([]models.EncodedChoice, len(data.Examples))
+	enc := make([]features.EncodedChoice, len(data.Examples))
 	for i, ex := range data.Examples {
-		enc[i] = models.EncodeChoice(ck.Tokenizer, ck.Meta.Policy, ex)
+		enc[i] = features.EncodeChoice(ck.Tokenizer, ck.Meta.Policy, ex)
 	}
 	il, err := NewILJob(ck.Meta.Policy, enc, 4, 0, 1)
 	if err != nil {

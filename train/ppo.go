@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"shopagent/env"
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -68,15 +69,15 @@ func DefaultPPOConfig() PPOConfig {
 
 // PPOJob is the PPO job (a RolloutJob).
 type PPOJob struct {
-	cfg     models.PolicyConfig
-	tok     *models.Tokenizer
+	cfg     features.PolicyConfig
+	tok     *features.Tokenizer
 	hp      PPOConfig
 	shop    *env.Shop
 	goals   []env.Goal
 	rollout RolloutConfig
 	ref     Scorer
 	seed    uint64
-	buckets models.BucketSizes
+	buckets features.BucketSizes
 
 	scorer Scorer
 	iter   int64 // the iteration whose rollout rows holds
@@ -87,7 +88,7 @@ type PPOJob struct {
 
 // NewPPOJob returns a PPO job over the shop's goals; ref is the frozen reference policy
 // (required when hp.KLCoef > 0).
-func NewPPOJob(cfg models.PolicyConfig, tok *models.Tokenizer, shop *env.Shop, goals []env.Goal, hp PPOConfig, rollout RolloutConfig, ref Scorer, seed uint64) (*PPOJob, error) {
+func NewPPOJob(cfg features.PolicyConfig, tok *features.Tokenizer, shop *env.Shop, goals []env.Goal, hp PPOConfig, rollout RolloutConfig, ref Scorer, seed uint64) (*PPOJob, error) {
 	switch {
 	case len(goals) == 0:
 		return nil, fmt.Errorf("%w: no goals to roll out on", ErrNoData)
@@ -104,7 +105,7 @@ func NewPPOJob(cfg models.PolicyConfig, tok *models.Tokenizer, shop *env.Shop, g
 		ref = nil
 	}
 	return &PPOJob{cfg: cfg, tok: tok, hp: hp, shop: shop, goals: goals, rollout: rollout, ref: ref, seed: seed,
-		buckets: models.DefaultBuckets(cfg), iter: -1}, nil
+		buckets: features.DefaultBuckets(cfg), iter: -1}, nil
 }
 
 // Name implements Job.

@@ -15,6 +15,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"shopagent/env"
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -141,21 +142,21 @@ func ReadExtraText(path string) ([]string, error) {
 }
 
 // BuildCorpusVocab learns a WordPiece vocabulary of about size tokens from documents
-// (models.BuildVocab, minimum pair frequency 2).
-func BuildCorpusVocab(docs []string, size int) (*models.Tokenizer, error) {
-	vocab := models.BuildVocab(func(yield func(string) bool) {
+// (features.BuildVocab, minimum pair frequency 2).
+func BuildCorpusVocab(docs []string, size int) (*features.Tokenizer, error) {
+	vocab := features.BuildVocab(func(yield func(string) bool) {
 		for _, d := range docs {
 			if !yield(d) {
 				return
 			}
 		}
 	}, size, 2)
-	return models.NewTokenizer(vocab)
+	return features.NewTokenizer(vocab)
 }
 
 // PackSequences tokenizes documents and packs them into sequences of seqLen tokens:
 // [CLS] tokens [SEP], documents separated by [SEP] and cut where a sequence is full.
-func PackSequences(tok *models.Tokenizer, docs []string, seqLen int) [][]int32 {
+func PackSequences(tok *features.Tokenizer, docs []string, seqLen int) [][]int32 {
 	if seqLen < 8 {
 		seqLen = 8
 	}
@@ -196,7 +197,7 @@ func PackSequences(tok *models.Tokenizer, docs []string, seqLen int) [][]int32 {
 
 // MLMJob is the masked-LM pretraining job.
 type MLMJob struct {
-	cfg       models.PolicyConfig
+	cfg       features.PolicyConfig
 	seqs      [][]int32
 	batchSize int
 	seqLen    int
@@ -211,7 +212,7 @@ type MLMJob struct {
 }
 
 // NewMLMJob returns a pretraining job over packed sequences of at most seqLen tokens.
-func NewMLMJob(cfg models.PolicyConfig, tok *models.Tokenizer, seqs [][]int32, batchSize, seqLen int, seed uint64) (*MLMJob, error) {
+func NewMLMJob(cfg features.PolicyConfig, tok *features.Tokenizer, seqs [][]int32, batchSize, seqLen int, seed uint64) (*MLMJob, error) {
 	if len(seqs) == 0 {
 		return nil, fmt.Errorf("%w: empty pretraining corpus", ErrNoData)
 	}
@@ -222,7 +223,7 @@ func NewMLMJob(cfg models.PolicyConfig, tok *models.Tokenizer, seqs [][]int32, b
 		return nil, fmt.Errorf("train: sequence length %d exceeds the model's %d positions", seqLen, cfg.Bert.MaxPositions)
 	}
 	special := map[int32]bool{}
-	for _, s := range models.SpecialTokens() {
+	for _, s := range features.SpecialTokens() {
 		if id, ok := tok.ID(s); ok {
 			special[id] = true
 		}
@@ -315,7 +316,7 @@ func (j *MLMJob) Loss(ctx *context.Context, inputs []*graph.Node) (*graph.Node, 
 }
 
 // MLMLoss is the masked-LM loss and accuracy for the inputs of MLMJob.Batch.
-func MLMLoss(ctx *context.Context, cfg models.PolicyConfig, inputs []*graph.Node, train bool) (*graph.Node, []*graph.Node) {
+func MLMLoss(ctx *context.Context, cfg features.PolicyConfig, inputs []*graph.Node, train bool) (*graph.Node, []*graph.Node) {
 	ids, mask, pos, labels, valid := inputs[0], inputs[1], inputs[2], inputs[3], inputs[4]
 	g := ids.Graph()
 	hidden := models.BertEncode(ctx.In(models.PolicyScope).In("bert"), cfg.Bert, ids, mask, train) // [B, T, H]

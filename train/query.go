@@ -12,6 +12,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -126,7 +127,7 @@ type queryExample struct {
 // QueryJob trains the query model's tagger (a Job). Batches have a fixed number of rows
 // (short batches are padded with empty rows) and a token length rounded up to 16.
 type QueryJob struct {
-	cfg       models.PolicyConfig
+	cfg       features.PolicyConfig
 	examples  []queryExample
 	batchSize int
 	seed      uint64
@@ -134,7 +135,7 @@ type QueryJob struct {
 
 // NewQueryJob builds the job from instruction -> human queries, encoded with tok and
 // cfg.MaxStateLen tokens at most.
-func NewQueryJob(cfg models.PolicyConfig, tok *models.Tokenizer, refs map[string][]string, batchSize int, seed uint64) (*QueryJob, error) {
+func NewQueryJob(cfg features.PolicyConfig, tok *features.Tokenizer, refs map[string][]string, batchSize int, seed uint64) (*QueryJob, error) {
 	if batchSize <= 0 {
 		return nil, fmt.Errorf("train: query job: batch size must be positive")
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -41,7 +42,7 @@ func TestQueryModelLearns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := models.NewPolicyConfig("tiny", tok.VocabSize(), 32, 8)
+	cfg, err := features.NewPolicyConfig("tiny", tok.VocabSize(), 32, 8)
 	if err != nil {
 		t.Fatal(err)
 	}

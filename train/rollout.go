@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"shopagent/env"
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -22,7 +23,7 @@ import (
 // forward passes are batched together (BatchScorer). The agent behaves like PolicyAgent
 // (the same safety caps: buy after MaxItemActions actions on one product, finish after
 // MaxSteps actions; sub-pages already read during a visit are not offered again) and
-// records, for every state it scored, the state's featurization (a models.ChoiceExample),
+// records, for every state it scored, the state's featurization (a features.ChoiceExample),
 // the index of the action taken, its log-probability, the whole log-probability vector,
 // the value, optionally the frozen reference policy's log-probabilities, and the reward.
 //
@@ -58,7 +59,7 @@ type RolloutConfig struct {
 type RolloutStep struct {
 	// Example is the state's featurization and the actions offered (nil Actions for a
 	// step the model did not score).
-	Example models.ChoiceExample
+	Example features.ChoiceExample
 	// Action is the index of the action taken among Example.Actions (-1 when unscored).
 	Action int
 	// LogProb is log pi(Action | state) under the acting policy; LogProbs is the vector
@@ -216,8 +217,8 @@ func (a *rolloutAgent) play(e *env.Env, g env.Goal, record bool) (RolloutEpisode
 	ep.Steps = a.records
 	if ep.Episode.Truncated {
 		// Cut by the step cap: bootstrap from the value of the state it was cut in.
-		if ex, _ := models.ChoiceFromObservation(obs.Text, obs.Clickables); len(ex.Actions) > 0 {
-			s, err := a.scorer.Score([]models.ChoiceExample{ex})
+		if ex, _ := features.ChoiceFromObservation(obs.Text, obs.Clickables); len(ex.Actions) > 0 {
+			s, err := a.scorer.Score([]features.ChoiceExample{ex})
 			if err != nil {
 				return ep, fmt.Errorf("train: rollout bootstrap value: %w", err)
 			}
@@ -263,7 +264,7 @@ func (a *rolloutAgent) act(obs env.Observation) string {
 			a.searches++
 			return env.Search(s)
 		}
-		ex := models.ChoiceExample{Instruction: ins, State: models.StateText(obs.Text, obs.Clickables), Target: -1}
+		ex := features.ChoiceExample{Instruction: ins, State: features.StateText(obs.Text, obs.Clickables), Target: -1}
 		for _, q := range qs {
 			ex.Actions = append(ex.Actions, env.Search(q))
 		}
@@ -281,7 +282,7 @@ func (a *rolloutAgent) act(obs env.Observation) string {
 		a.itemActions = 0
 		clear(a.visited)
 	}
-	ex, idx := models.ChoiceFromObservation(obs.Text, obs.Clickables)
+	ex, idx := features.ChoiceFromObservation(obs.Text, obs.Clickables)
 	if obs.Page == env.PageItem && len(a.visited) > 0 {
 		// Sub-pages already read during this visit are not offered (as PolicyAgent); the
 		// recorded example holds only the actions offered, so training sees the same
@@ -293,7 +294,7 @@ func (a *rolloutAgent) act(obs env.Observation) string {
 			}
 		}
 		if len(keep) > 0 && len(keep) < len(idx) {
-			sub := models.ChoiceExample{Instruction: ex.Instruction, State: ex.State, Target: -1}
+			sub := features.ChoiceExample{Instruction: ex.Instruction, State: ex.State, Target: -1}
 			var subIdx []int
 			for _, j := range keep {
 				sub.Actions = append(sub.Actions, ex.Actions[j])
@@ -337,8 +338,8 @@ func (a *rolloutAgent) act(obs env.Observation) string {
 
 // choose scores ex and picks an action: forced[0] when given (-1: the best-scoring
 // non-navigation action), else sampled or greedy. It fills rec.
-func (a *rolloutAgent) choose(rec *RolloutStep, ex models.ChoiceExample, forced []int, over bool) int {
-	scores, err := a.scorer.Score([]models.ChoiceExample{ex})
+func (a *rolloutAgent) choose(rec *RolloutStep, ex features.ChoiceExample, forced []int, over bool) int {
+	scores, err := a.scorer.Score([]features.ChoiceExample{ex})
 	if err != nil {
 		a.err = fmt.Errorf("train: rollout: %w", err)
 		return 0
@@ -351,7 +352,7 @@ func (a *rolloutAgent) choose(rec *RolloutStep, ex models.ChoiceExample, forced 
 	case forced != nil:
 		pick = -1
 		for j, t := range ex.Actions {
-			if !models.IsNavigationLabel(t) && !strings.HasPrefix(t, "< ") && (pick < 0 || s.Logits[j] > s.Logits[pick]) {
+			if !features.IsNavigationLabel(t) && !strings.HasPrefix(t, "< ") && (pick < 0 || s.Logits[j] > s.Logits[pick]) {
 				pick = j
 			}
 		}
@@ -371,7 +372,7 @@ func (a *rolloutAgent) choose(rec *RolloutStep, ex models.ChoiceExample, forced 
 	maxA := DefaultTrainMaxActions
 	rec.Trainable = forced == nil && len(ex.Actions) <= maxA
 	if a.ref != nil {
-		r, err := a.ref.Score([]models.ChoiceExample{ex})
+		r, err := a.ref.Score([]features.ChoiceExample{ex})
 		if err != nil {
 			a.err = fmt.Errorf("train: rollout reference: %w", err)
 			return pick
@@ -434,7 +435,7 @@ func scoredSteps(ep RolloutEpisode) (steps []RolloutStep, rewards, values []floa
 
 // rlRow is one training row of an on-policy batch: a trainable step with its targets.
 type rlRow struct {
-	enc       models.EncodedChoice
+	enc       features.EncodedChoice
 	action    int
 	oldLogp   float64
 	adv, ret  float64
@@ -445,7 +446,7 @@ type rlRow struct {
 
 // rolloutRows turns a rollout batch into training rows: advantages by GAE(gamma, lambda)
 // (lambda 1: R - V), returns = advantage + value.
-func rolloutRows(tok *models.Tokenizer, cfg models.PolicyConfig, b *RolloutBatch, gamma, lambda float64) []rlRow {
+func rolloutRows(tok *features.Tokenizer, cfg features.PolicyConfig, b *RolloutBatch, gamma, lambda float64) []rlRow {
 	var rows []rlRow
 	for e, ep := range b.Episodes {
 		steps, rewards, values := scoredSteps(ep)
@@ -456,7 +457,7 @@ func rolloutRows(tok *models.Tokenizer, cfg models.PolicyConfig, b *RolloutBatch
 			}
 			ex := s.Example
 			ex.Target = s.Action
-			rows = append(rows, rlRow{enc: models.EncodeChoice(tok, cfg, ex), action: s.Action, oldLogp: s.LogProb,
+			rows = append(rows, rlRow{enc: features.EncodeChoice(tok, cfg, ex), action: s.Action, oldLogp: s.LogProb,
 				adv: adv[t], ret: adv[t] + values[t], refLogp: s.RefLogProbs, oldValue: values[t], episodeID: e})
 		}
 	}
@@ -466,24 +467,24 @@ func rolloutRows(tok *models.Tokenizer, cfg models.PolicyConfig, b *RolloutBatch
 // rlBatchTensors pads rows into policy inputs plus, in order: actions [B] int32, valid [B],
 // old log-probs [B], advantages [B], returns [B] and, withRef, the reference log-probs
 // [B, A] (0 for padding). An empty rows gives one padding state (valid 0).
-func rlBatchTensors(rows []rlRow, buckets models.BucketSizes, withRef bool) ([]*tensors.Tensor, error) {
-	encs := make([]models.EncodedChoice, len(rows))
+func rlBatchTensors(rows []rlRow, buckets features.BucketSizes, withRef bool) ([]*tensors.Tensor, error) {
+	encs := make([]features.EncodedChoice, len(rows))
 	for i, r := range rows {
 		encs[i] = r.enc
 	}
 	if len(encs) == 0 {
-		encs = []models.EncodedChoice{{State: []int32{0}, StateTypes: []int32{0}, Actions: [][]int32{{0}},
+		encs = []features.EncodedChoice{{State: []int32{0}, StateTypes: []int32{0}, Actions: [][]int32{{0}},
 			ActionContent: [][]bool{{false}}, Positions: []int32{0}, Target: -1}}
 	}
 	size := 0
 	if len(encs) > buckets.Batch[len(buckets.Batch)-1] {
 		size = (len(encs) + 31) / 32 * 32
 	}
-	pb, err := models.NewPolicyBatch(encs, buckets, size)
+	pb, err := features.NewPolicyBatch(encs, buckets, size)
 	if err != nil {
 		return nil, err
 	}
-	ts := pb.Tensors()
+	ts := models.BatchTensors(pb)
 	act := make([]int32, pb.B)
 	valid := make([]float32, pb.B)
 	old := make([]float32, pb.B)
@@ -551,14 +552,14 @@ func maskedMean(x, valid *graph.Node) *graph.Node {
 // roll out with. It is safe for concurrent use, but not while the context is being
 // updated.
 type ContextScorer struct {
-	cfg     models.PolicyConfig
-	tok     *models.Tokenizer
-	buckets models.BucketSizes
+	cfg     features.PolicyConfig
+	tok     *features.Tokenizer
+	buckets features.BucketSizes
 	exec    *context.Exec
 }
 
 // NewContextScorer compiles the policy's forward pass over ctx's variables.
-func NewContextScorer(backend backends.Backend, ctx *context.Context, cfg models.PolicyConfig, tok *models.Tokenizer) (*ContextScorer, error) {
+func NewContextScorer(backend backends.Backend, ctx *context.Context, cfg features.PolicyConfig, tok *features.Tokenizer) (*ContextScorer, error) {
 	exec, err := context.NewExec(backend, ctx, func(c *context.Context, in []*graph.Node) []*graph.Node {
 		logits, value := models.PolicyGraph(c, cfg, models.PolicyInputsFrom(in), false)
 		return []*graph.Node{logits, value}
@@ -567,7 +568,7 @@ func NewContextScorer(backend backends.Backend, ctx *context.Context, cfg models
 		return nil, fmt.Errorf("train: policy forward: %w", err)
 	}
 	exec.SetMaxCache(-1)
-	return &ContextScorer{cfg: cfg, tok: tok, buckets: models.DefaultBuckets(cfg), exec: exec}, nil
+	return &ContextScorer{cfg: cfg, tok: tok, buckets: features.DefaultBuckets(cfg), exec: exec}, nil
 }
 
 // Close releases the compiled executables.
@@ -575,6 +576,6 @@ func (s *ContextScorer) Close() { s.exec.Finalize() }
 
 // Score implements Scorer (as models.Policy.Score: long action lists are scored in chunks
 // and the log-softmax is taken over all of a state's actions).
-func (s *ContextScorer) Score(examples []models.ChoiceExample) ([]models.ChoiceScores, error) {
+func (s *ContextScorer) Score(examples []features.ChoiceExample) ([]models.ChoiceScores, error) {
 	return models.ScoreChoices(examples, s.tok, s.cfg, s.buckets, s.exec.Exec)
 }

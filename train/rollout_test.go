@@ -16,6 +16,7 @@ import (
 
 	"shopagent/datasets"
 	"shopagent/env"
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -60,15 +61,15 @@ func tinyIL(t *testing.T) (string, string) {
 			tinyILOnce.err = err
 			return
 		}
-		cfg, err := models.NewPolicyConfig("tiny", tok.VocabSize(), 96, 16)
+		cfg, err := features.NewPolicyConfig("tiny", tok.VocabSize(), 96, 16)
 		if err != nil {
 			tinyILOnce.err = err
 			return
 		}
 		cfg.ObsMode = data.ObsMode
-		enc := make([]models.EncodedChoice, len(data.Examples))
+		enc := make([]features.EncodedChoice, len(data.Examples))
 		for i, ex := range data.Examples {
-			enc[i] = models.EncodeChoice(tok, cfg, ex)
+			enc[i] = features.EncodeChoice(tok, cfg, ex)
 		}
 		job, err := NewILJob(cfg, enc, 8, 0, 1)
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
 	"github.com/schollz/progressbar/v3"
 
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -94,9 +95,9 @@ type Config struct {
 	// Seed seeds the variable initialisation and dropout.
 	Seed int64
 	// Policy is the model configuration stored in checkpoints.
-	Policy models.PolicyConfig
+	Policy features.PolicyConfig
 	// Tokenizer's vocabulary is stored in checkpoints and the run directory.
-	Tokenizer *models.Tokenizer
+	Tokenizer *features.Tokenizer
 	// Backend runs the graphs.
 	Backend backends.Backend
 	// Init, when set, is called on a fresh context (not when resuming) before the first

@@ -14,6 +14,7 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -36,14 +37,14 @@ var toyWords = strings.Fields("red blue green black white pink small large shoes
 
 // toyIL is a tiny choice task: the state names a word, the target action is that word
 // among three.
-func toyIL(t *testing.T, n int) (*models.Tokenizer, models.PolicyConfig, []models.EncodedChoice) {
+func toyIL(t *testing.T, n int) (*features.Tokenizer, features.PolicyConfig, []features.EncodedChoice) {
 	t.Helper()
-	vocab := append(models.SpecialTokens()[:5], append([]string{"i", "want", "instruction", ":"}, toyWords...)...)
-	tok, err := models.NewTokenizer(vocab)
+	vocab := append(features.SpecialTokens()[:5], append([]string{"i", "want", "instruction", ":"}, toyWords...)...)
+	tok, err := features.NewTokenizer(vocab)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := models.NewPolicyConfig("tiny", tok.VocabSize(), 32, 8)
+	cfg, err := features.NewPolicyConfig("tiny", tok.VocabSize(), 32, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,18 +52,18 @@ func toyIL(t *testing.T, n int) (*models.Tokenizer, models.PolicyConfig, []model
 	cfg.Bert.Dropout = 0
 	cfg.ObsMode = "text_rich"
 	rng := rand.New(rand.NewPCG(1, 2))
-	var exs []models.EncodedChoice
+	var exs []features.EncodedChoice
 	for i := 0; i < n; i++ {
 		perm := rng.Perm(len(toyWords))
 		target := rng.IntN(3)
 		acts := []string{toyWords[perm[0]], toyWords[perm[1]], toyWords[perm[2]]}
-		ex := models.ChoiceExample{Instruction: "i want " + acts[target], State: strings.Join(acts, " "), Actions: acts, Target: target}
-		exs = append(exs, models.EncodeChoice(tok, cfg, ex))
+		ex := features.ChoiceExample{Instruction: "i want " + acts[target], State: strings.Join(acts, " "), Actions: acts, Target: target}
+		exs = append(exs, features.EncodeChoice(tok, cfg, ex))
 	}
 	return tok, cfg, exs
 }
 
-func toyConfig(t *testing.T, dir string, steps int64, tok *models.Tokenizer, cfg models.PolicyConfig) Config {
+func toyConfig(t *testing.T, dir string, steps int64, tok *features.Tokenizer, cfg features.PolicyConfig) Config {
 	return Config{
 		RunDir: dir, Steps: steps, Schedule: Schedule{Peak: 3e-3, Warmup: 2},
 		Optimizer: OptimizerConfig{WeightDecay: 0.01, ClipNorm: 1}, CheckpointEvery: 3, Keep: 2, Seed: 7,

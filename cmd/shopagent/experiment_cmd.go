@@ -12,6 +12,7 @@ import (
 
 	"shopagent/env"
 	"shopagent/experiment"
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -104,7 +105,7 @@ build is reported as skipped.`,
 	f.IntVar(&cfg.RLSteps, "rl-steps", 0, "also cap the RL runs at N steps (0: the budget alone)")
 	f.IntVar(&cfg.PretrainSteps, "pretrain-steps", 300, "masked-LM pretraining steps")
 	f.IntVar(&cfg.ILSteps, "il-steps", 500, "IL steps per run")
-	f.StringVar(&cfg.Preset, "preset", "tiny", "encoder size: "+strings.Join(models.PresetNames, ", "))
+	f.StringVar(&cfg.Preset, "preset", "tiny", "encoder size: "+strings.Join(features.PresetNames, ", "))
 	f.IntVar(&cfg.Demos, "demos", 0, "expert demonstrations for IL and DPO (0: one per train goal)")
 	f.IntVar(&cfg.GenKeep, "gen-keep", 100, "generated successful trajectories for dpo-gen")
 	f.IntVar(&cfg.Episodes, "episodes", 1000, "Thompson-sampling episodes per run (0: skip the A/B test)")

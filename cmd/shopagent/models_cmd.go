@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -74,8 +75,8 @@ as in a Hugging Face model directory (e.g. a download of bert-base-uncased).`,
 	fl.StringVar(&config, "config", "", "config.json (default: beside the model file)")
 	fl.StringVar(&vocab, "vocab", "", "vocab.txt (default: beside the model file)")
 	fl.StringVar(&out, "out", "", "checkpoint directory to write (must not exist)")
-	fl.IntVar(&maxState, "max-state-len", models.DefaultMaxStateLen, "policy max state length stored in the checkpoint (capped by the positions)")
-	fl.IntVar(&maxAction, "max-action-len", models.DefaultMaxActionLen, "policy max action length stored in the checkpoint")
+	fl.IntVar(&maxState, "max-state-len", features.DefaultMaxStateLen, "policy max state length stored in the checkpoint (capped by the positions)")
+	fl.IntVar(&maxAction, "max-action-len", features.DefaultMaxActionLen, "policy max action length stored in the checkpoint")
 	fl.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }

@@ -11,6 +11,7 @@ import (
 
 	"shopagent/datasets"
 	"shopagent/env"
+	"shopagent/features"
 	"shopagent/models"
 	"shopagent/train"
 )
@@ -67,7 +68,7 @@ func setFlagDefault(cmd *cobra.Command, name, value string) {
 // and the training configuration that starts from it.
 type rlSetup struct {
 	ck   *models.Checkpoint
-	pcfg models.PolicyConfig
+	pcfg features.PolicyConfig
 	be   backends.Backend
 	cfg  train.Config
 	mode env.ObsMode
@@ -218,9 +219,9 @@ imitation loss on demonstrations. The run directory is a policy like IL's
 				if err != nil {
 					return err
 				}
-				enc := make([]models.EncodedChoice, len(data.Examples))
+				enc := make([]features.EncodedChoice, len(data.Examples))
 				for i, ex := range data.Examples {
-					enc[i] = models.EncodeChoice(s.ck.Tokenizer, s.pcfg, ex)
+					enc[i] = features.EncodeChoice(s.ck.Tokenizer, s.pcfg, ex)
 				}
 				if il, err = train.NewILJob(s.pcfg, enc, rf.tf.batch, 0, uint64(rf.tf.seed)); err != nil {
 					return err

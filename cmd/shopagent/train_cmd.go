@@ -17,6 +17,7 @@ import (
 
 	"shopagent/export"
 	"shopagent/export/onnxrt"
+	"shopagent/features"
 	"shopagent/models"
 	"shopagent/train"
 )
@@ -71,7 +72,7 @@ const exportSubdir = "onnx"
 
 func (f *trainFlags) register(cmd *cobra.Command, steps int64, batch int, lr float64) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.preset, "preset", "tiny", "encoder size: "+strings.Join(models.PresetNames, ", "))
+	fl.StringVar(&f.preset, "preset", "tiny", "encoder size: "+strings.Join(features.PresetNames, ", "))
 	fl.Int64Var(&f.steps, "steps", steps, "optimizer steps")
 	fl.IntVar(&f.batch, "batch", batch, "examples per step")
 	fl.Float64Var(&f.lr, "lr", lr, "peak learning rate (AdamW; suits the tiny preset, use about 1e-4 for small and base)")
@@ -107,7 +108,7 @@ func (f *trainFlags) validate() error {
 	return nil
 }
 
-func (f *trainFlags) config(cmd *cobra.Command, be backends.Backend, pcfg models.PolicyConfig, tok *models.Tokenizer) train.Config {
+func (f *trainFlags) config(cmd *cobra.Command, be backends.Backend, pcfg features.PolicyConfig, tok *features.Tokenizer) train.Config {
 	warm := int64(f.warmup)
 	if f.warmup < 1 {
 		warm = int64(f.warmup * float64(f.steps))
@@ -191,7 +192,7 @@ when it has one, its size and its vocabulary.`,
 				}
 				docs = append(docs, more...)
 			}
-			var tok *models.Tokenizer
+			var tok *features.Tokenizer
 			var initCk *models.Checkpoint
 			runVocab := filepath.Join(tf.out, models.CheckpointVocabFile)
 			switch {
@@ -205,9 +206,9 @@ when it has one, its size and its vocabulary.`,
 				}
 				tok = initCk.Tokenizer
 			case vocabPath != "":
-				tok, err = models.LoadVocab(vocabPath)
+				tok, err = features.LoadVocab(vocabPath)
 			case tf.resume && fileExists(runVocab):
-				tok, err = models.LoadVocab(runVocab)
+				tok, err = features.LoadVocab(runVocab)
 			default:
 				t := time.Now()
 				tok, err = train.BuildCorpusVocab(docs, vocabSize)
@@ -218,7 +219,7 @@ when it has one, its size and its vocabulary.`,
 			if err != nil {
 				return err
 			}
-			pcfg, err := models.NewPolicyConfig(tf.preset, tok.VocabSize(), 0, 0)
+			pcfg, err := features.NewPolicyConfig(tf.preset, tok.VocabSize(), 0, 0)
 			if err != nil {
 				return err
 			}
@@ -314,9 +315,9 @@ the first N dev goals of the shop (shop flags) at the end.`,
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "demos: %d click steps from %d episodes (%d skipped, %s observations) in %s\n",
 				len(data.Examples), data.Episodes, data.Skipped, data.ObsMode, time.Since(t).Round(time.Millisecond))
-			var tok *models.Tokenizer
+			var tok *features.Tokenizer
 			var initCk *models.Checkpoint
-			bert := models.BertConfig{}
+			bert := features.BertConfig{}
 			switch {
 			case initPath != "":
 				initCk, err = models.LoadCheckpoint(initPath, false)
@@ -326,9 +327,9 @@ the first N dev goals of the shop (shop flags) at the end.`,
 				tok = initCk.Tokenizer
 				bert = initCk.Meta.Policy.Bert
 			case vocabPath != "":
-				tok, err = models.LoadVocab(vocabPath)
+				tok, err = features.LoadVocab(vocabPath)
 			case tf.resume && fileExists(filepath.Join(tf.out, models.CheckpointVocabFile)):
-				tok, err = models.LoadVocab(filepath.Join(tf.out, models.CheckpointVocabFile))
+				tok, err = features.LoadVocab(filepath.Join(tf.out, models.CheckpointVocabFile))
 			default:
 				var docs []string
 				for _, ex := range data.Examples {
@@ -340,7 +341,7 @@ the first N dev goals of the shop (shop flags) at the end.`,
 			if err != nil {
 				return err
 			}
-			pcfg, err := models.NewPolicyConfig(tf.preset, tok.VocabSize(), maxState, maxAction)
+			pcfg, err := features.NewPolicyConfig(tf.preset, tok.VocabSize(), maxState, maxAction)
 			if err != nil {
 				return err
 			}
@@ -357,9 +358,9 @@ the first N dev goals of the shop (shop flags) at the end.`,
 			if err := pcfg.Validate(); err != nil {
 				return err
 			}
-			enc := make([]models.EncodedChoice, len(data.Examples))
+			enc := make([]features.EncodedChoice, len(data.Examples))
 			for i, ex := range data.Examples {
-				enc[i] = models.EncodeChoice(tok, pcfg, ex)
+				enc[i] = features.EncodeChoice(tok, pcfg, ex)
 			}
 			job, err := train.NewILJob(pcfg, enc, tf.batch, maxActions, uint64(tf.seed))
 			if err != nil {
@@ -427,8 +428,8 @@ the first N dev goals of the shop (shop flags) at the end.`,
 	cmd.Flags().StringVar(&demos, "demos", "", "demonstrations: a trajectory file or a directory of them")
 	cmd.Flags().StringVar(&initPath, "init", "", "pretraining run directory or checkpoint to start the encoder from")
 	cmd.Flags().StringVar(&vocabPath, "vocab", "", "vocab.txt (without --init; default: learned from the demonstrations)")
-	cmd.Flags().IntVar(&maxState, "max-state-len", models.DefaultMaxStateLen, "longest state in tokens (truncated from the left)")
-	cmd.Flags().IntVar(&maxAction, "max-action-len", models.DefaultMaxActionLen, "longest action in tokens")
+	cmd.Flags().IntVar(&maxState, "max-state-len", features.DefaultMaxStateLen, "longest state in tokens (truncated from the left)")
+	cmd.Flags().IntVar(&maxAction, "max-action-len", features.DefaultMaxActionLen, "longest action in tokens")
 	cmd.Flags().IntVar(&maxActions, "max-actions", train.DefaultTrainMaxActions, "actions per training state (the demonstrated one and a random sample)")
 	cmd.Flags().IntVar(&epochs, "epochs", 0, "passes over the examples (overrides --steps when > 0)")
 	cmd.Flags().IntVar(&devGoals, "dev-goals", 0, "evaluate on the first N dev goals at the end")

@@ -10,6 +10,7 @@ import (
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/spf13/cobra"
 
+	"shopagent/features"
 	"shopagent/models"
 	"shopagent/train"
 )
@@ -116,7 +117,7 @@ with LoadQueryModel (or eval --query-model where wired).`,
 			fmt.Fprintf(errw, "queries: %d training instructions, %d held out (%.0f%%, split seed %d)\n",
 				len(trainRefs), len(heldRefs), 100*holdout, splitSeed)
 
-			var tok *models.Tokenizer
+			var tok *features.Tokenizer
 			var initCk *models.Checkpoint
 			runVocab := filepath.Join(tf.out, models.CheckpointVocabFile)
 			switch {
@@ -126,9 +127,9 @@ with LoadQueryModel (or eval --query-model where wired).`,
 				}
 				tok = initCk.Tokenizer
 			case vocabPath != "":
-				tok, err = models.LoadVocab(vocabPath)
+				tok, err = features.LoadVocab(vocabPath)
 			case tf.resume && fileExists(runVocab):
-				tok, err = models.LoadVocab(runVocab)
+				tok, err = features.LoadVocab(runVocab)
 			default:
 				// Learned from instruction text only (the human goals, else the training
 				// instructions): no query labels are involved.
@@ -147,7 +148,7 @@ with LoadQueryModel (or eval --query-model where wired).`,
 			if err != nil {
 				return err
 			}
-			pcfg, err := models.NewPolicyConfig(tf.preset, tok.VocabSize(), maxLen, 0)
+			pcfg, err := features.NewPolicyConfig(tf.preset, tok.VocabSize(), maxLen, 0)
 			if err != nil {
 				return err
 			}

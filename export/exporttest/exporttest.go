@@ -15,6 +15,7 @@ import (
 
 	"shopagent/env"
 	"shopagent/export"
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -51,7 +52,7 @@ func Checkpoint(dir string, o Options) ([]export.Sample, error) {
 	if err != nil {
 		return nil, err
 	}
-	vocab := models.BuildVocab(func(yield func(string) bool) {
+	vocab := features.BuildVocab(func(yield func(string) bool) {
 		for _, s := range samples {
 			if !yield(s.Text) {
 				return
@@ -63,11 +64,11 @@ func Checkpoint(dir string, o Options) ([]export.Sample, error) {
 			}
 		}
 	}, o.VocabSize, 1)
-	tok, err := models.NewTokenizer(vocab)
+	tok, err := features.NewTokenizer(vocab)
 	if err != nil {
 		return nil, fmt.Errorf("exporttest: %w", err)
 	}
-	cfg, err := models.NewPolicyConfig(o.Preset, tok.VocabSize(), o.MaxStateLen, o.MaxActionLen)
+	cfg, err := features.NewPolicyConfig(o.Preset, tok.VocabSize(), o.MaxStateLen, o.MaxActionLen)
 	if err != nil {
 		return nil, fmt.Errorf("exporttest: %w", err)
 	}
@@ -79,8 +80,8 @@ func Checkpoint(dir string, o Options) ([]export.Sample, error) {
 	}
 	ctx := context.New()
 	ctx.SetParam(context.ParamInitialSeed, int64(o.Seed+1))
-	ex, _ := models.ChoiceFromObservation(samples[0].Text, samples[0].Clickables)
-	pb, err := models.NewPolicyBatch([]models.EncodedChoice{models.EncodeChoice(tok, cfg, ex)}, models.DefaultBuckets(cfg), 0)
+	ex, _ := features.ChoiceFromObservation(samples[0].Text, samples[0].Clickables)
+	pb, err := features.NewPolicyBatch([]features.EncodedChoice{features.EncodeChoice(tok, cfg, ex)}, features.DefaultBuckets(cfg), 0)
 	if err != nil {
 		return nil, fmt.Errorf("exporttest: %w", err)
 	}
@@ -92,7 +93,7 @@ func Checkpoint(dir string, o Options) ([]export.Sample, error) {
 		return nil, fmt.Errorf("exporttest: %w", err)
 	}
 	args := make([]any, 0, models.NumPolicyInputs)
-	for _, t := range pb.Tensors() {
+	for _, t := range models.BatchTensors(pb) {
 		args = append(args, t)
 	}
 	if _, err := exec.Exec(args...); err != nil {
@@ -114,7 +115,7 @@ func Checkpoint(dir string, o Options) ([]export.Sample, error) {
 			continue // not a float32 variable (e.g. the random state)
 		}
 		std := 0.05
-		if v.Name() == "bias" && len(data) == models.MaxResultPosition+1 {
+		if v.Name() == "bias" && len(data) == features.MaxResultPosition+1 {
 			std = 1 // the position bias: differences of about one logit
 		}
 		for i := range data {

@@ -4,15 +4,15 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"shopagent/models"
+	"shopagent/features"
 )
 
-// ExactBatch pads encoded choices into one models.PolicyBatch sized to exactly what they
+// ExactBatch pads encoded choices into one features.PolicyBatch sized to exactly what they
 // need (the graph's axes are all dynamic, so there is no reason to pad to GoMLX's shape
 // buckets): B = the number of states, Ts the longest state, A the most actions, U the
 // number of distinct actions, Ta the longest action. The padding itself is
-// models.NewPolicyBatch's, as in training.
-func ExactBatch(examples []models.EncodedChoice) (*models.PolicyBatch, error) {
+// features.NewPolicyBatch's, as in training.
+func ExactBatch(examples []features.EncodedChoice) (*features.PolicyBatch, error) {
 	if len(examples) == 0 {
 		return nil, fmt.Errorf("onnxrt: empty batch")
 	}
@@ -33,11 +33,11 @@ func ExactBatch(examples []models.EncodedChoice) (*models.PolicyBatch, error) {
 			distinct[string(key)] = struct{}{}
 		}
 	}
-	sizes := models.BucketSizes{
+	sizes := features.BucketSizes{
 		Batch: []int{len(examples)}, State: []int{maxTs}, Action: []int{maxTa},
 		Actions: []int{maxA}, Unique: []int{len(distinct)},
 	}
-	pb, err := models.NewPolicyBatch(examples, sizes, 0)
+	pb, err := features.NewPolicyBatch(examples, sizes, 0)
 	if err != nil {
 		return nil, fmt.Errorf("onnxrt: %w", err)
 	}

@@ -1,6 +1,6 @@
 // Package onnxrt holds what an exported policy directory is and how ONNX Runtime runs it:
 // the policy.json manifest (with the sha256 of the files it names), the process-wide ONNX
-// Runtime environment, and a session that scores a models.PolicyBatch. It is shared by the
+// Runtime environment, and a session that scores a features.PolicyBatch. It is shared by the
 // exporter (export, which checks parity at export time) and the server (serve), so both
 // run the graph the same way.
 package onnxrt
@@ -15,7 +15,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"shopagent/models"
+	"shopagent/features"
 )
 
 // File names inside a policy directory.
@@ -92,7 +92,7 @@ type Manifest struct {
 	// Preset is the encoder preset ("tiny", "small", "base").
 	Preset string `json:"preset"`
 	// Policy is the model configuration (encoder sizes, max lengths, observation mode).
-	Policy models.PolicyConfig `json:"policy"`
+	Policy features.PolicyConfig `json:"policy"`
 	// MaxStateLen and MaxActionLen repeat the token limits of Policy, and ObsMode its
 	// observation mode ("text_rich" when the checkpoint recorded none), for readers that do
 	// not know PolicyConfig.

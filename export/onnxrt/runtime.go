@@ -9,9 +9,9 @@ import (
 	"strings"
 	"sync"
 
-	ort "github.com/yalue/onnxruntime_go"
+	"shopagent/features"
 
-	"shopagent/models"
+	ort "github.com/yalue/onnxruntime_go"
 )
 
 // LibEnvVar names the environment variable holding the path of libonnxruntime.so.1 (the
@@ -241,7 +241,7 @@ func (s *Session) Graph() string { return s.graph }
 
 // Run scores a batch with the whole policy graph (GraphModel): it returns the logits
 // [B*A] (row-major, padded slots -1e9) and the values [B].
-func (s *Session) Run(pb *models.PolicyBatch) (logits, values []float32, err error) {
+func (s *Session) Run(pb *features.PolicyBatch) (logits, values []float32, err error) {
 	if err := s.want(GraphModel); err != nil {
 		return nil, nil, err
 	}
@@ -252,7 +252,7 @@ func (s *Session) Run(pb *models.PolicyBatch) (logits, values []float32, err err
 // of its distinct actions: hidden is [U, Ta, H] (row-major) for pb's ActionIDs rows, as
 // RunActions returns them (the values at padding positions do not matter). It returns what
 // Run returns.
-func (s *Session) RunScorer(pb *models.PolicyBatch, hidden []float32, h int) (logits, values []float32, err error) {
+func (s *Session) RunScorer(pb *features.PolicyBatch, hidden []float32, h int) (logits, values []float32, err error) {
 	if err := s.want(GraphScorer); err != nil {
 		return nil, nil, err
 	}
@@ -267,7 +267,7 @@ func (s *Session) RunScorer(pb *models.PolicyBatch, hidden []float32, h int) (lo
 }
 
 // RunActions encodes n actions of ta tokens (ids and mask [n, ta], row-major, as
-// models.PolicyBatch's ActionIDs and ActionMask) with the action-encoder graph
+// features.PolicyBatch's ActionIDs and ActionMask) with the action-encoder graph
 // (GraphActions) and returns their encoder states [n, ta, h] (row-major).
 func (s *Session) RunActions(ids, mask []int32, n, ta, h int) ([]float32, error) {
 	if err := s.want(GraphActions); err != nil {
@@ -318,7 +318,7 @@ func (s *Session) want(graph string) error {
 
 // score runs the model or scorer graph on pb (hidden: the scorer's action_hidden input,
 // nil for the model graph; score destroys it).
-func (s *Session) score(pb *models.PolicyBatch, hidden ort.Value) (logits, values []float32, err error) {
+func (s *Session) score(pb *features.PolicyBatch, hidden ort.Value) (logits, values []float32, err error) {
 	var ins []ort.Value
 	defer func() {
 		for _, v := range ins {

@@ -1,6 +1,6 @@
 //go:build race
 
-package models
+package features
 
 // tokRaceEnabled reports whether the tests run with -race.
 const tokRaceEnabled = true

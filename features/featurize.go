@@ -1,18 +1,18 @@
-package models
+package features
 
 import (
-	"shopagent/env"
-
 	"fmt"
 	"slices"
 	"strings"
 	"unicode"
+
+	"shopagent/env"
 )
 
 // Featurization: how an observation and its clickables become the texts the choice model
-// reads. models imports neither env nor datasets, so everything here works on the
-// observation text and the list of clickables (lowercased, in page order) alone; the serving
-// side calls the same functions, so training and serving featurize identically.
+// reads. Everything here works on the observation text and the list of clickables
+// (lowercased, in page order) alone; the serving side calls the same functions, so training
+// and serving featurize identically.
 //
 // State. The state is two segments, like a BERT sentence pair: [CLS] instruction [SEP]
 // page [SEP]. The instruction segment (token type 1) is the goal's instruction as the page
@@ -426,19 +426,19 @@ type PolicyBatch struct {
 // many states instead of the Batch buckets.
 func NewPolicyBatch(examples []EncodedChoice, b BucketSizes, batchSize int) (*PolicyBatch, error) {
 	if len(examples) == 0 {
-		return nil, fmt.Errorf("models: empty policy batch")
+		return nil, fmt.Errorf("features: empty policy batch")
 	}
 	maxA := b.Actions[len(b.Actions)-1]
 	var nB int
 	if batchSize > 0 {
 		if len(examples) > batchSize {
-			return nil, fmt.Errorf("models: %d states exceed the batch size %d", len(examples), batchSize)
+			return nil, fmt.Errorf("features: %d states exceed the batch size %d", len(examples), batchSize)
 		}
 		nB = batchSize
 	} else {
 		nB = Bucket(len(examples), b.Batch)
 		if len(examples) > nB {
-			return nil, fmt.Errorf("models: %d states exceed the largest batch bucket %d", len(examples), nB)
+			return nil, fmt.Errorf("features: %d states exceed the largest batch bucket %d", len(examples), nB)
 		}
 	}
 	maxTs, maxTa, maxNA := 1, 1, 1
@@ -456,13 +456,13 @@ func NewPolicyBatch(examples []EncodedChoice, b BucketSizes, batchSize int) (*Po
 	slot := make([][]int32, len(examples))
 	for i, ex := range examples {
 		if len(ex.Actions) == 0 {
-			return nil, fmt.Errorf("models: state %d of the batch has no actions", i)
+			return nil, fmt.Errorf("features: state %d of the batch has no actions", i)
 		}
 		if len(ex.Actions) > maxA {
-			return nil, fmt.Errorf("models: state %d has %d actions, more than the largest bucket %d (chunk it)", i, len(ex.Actions), maxA)
+			return nil, fmt.Errorf("features: state %d has %d actions, more than the largest bucket %d (chunk it)", i, len(ex.Actions), maxA)
 		}
 		if ex.Target >= len(ex.Actions) {
-			return nil, fmt.Errorf("models: state %d has target %d of %d actions", i, ex.Target, len(ex.Actions))
+			return nil, fmt.Errorf("features: state %d has target %d of %d actions", i, ex.Target, len(ex.Actions))
 		}
 		maxTs = max(maxTs, len(ex.State))
 		maxNA = max(maxNA, len(ex.Actions))
@@ -490,7 +490,7 @@ func NewPolicyBatch(examples []EncodedChoice, b BucketSizes, batchSize int) (*Po
 		U: Bucket(len(rows), b.Unique), Ta: Bucket(maxTa, b.Action),
 	}
 	if len(rows) > pb.U {
-		return nil, fmt.Errorf("models: %d distinct actions exceed the largest bucket %d", len(rows), pb.U)
+		return nil, fmt.Errorf("features: %d distinct actions exceed the largest bucket %d", len(rows), pb.U)
 	}
 	pb.StateIDs = make([]int32, pb.B*pb.Ts)
 	pb.StateMask = make([]int32, pb.B*pb.Ts)

@@ -1,4 +1,4 @@
-package models
+package features
 
 import (
 	"bufio"
@@ -97,10 +97,10 @@ type Tokenizer struct {
 func LoadVocab(path string) (*Tokenizer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("models: load vocab: %w", err)
+		return nil, fmt.Errorf("features: load vocab: %w", err)
 	}
 	if len(data) == 0 {
-		return nil, fmt.Errorf("models: load vocab %s: empty file", path)
+		return nil, fmt.Errorf("features: load vocab %s: empty file", path)
 	}
 	s := string(data)
 	s = strings.TrimSuffix(s, "\n")
@@ -110,7 +110,7 @@ func LoadVocab(path string) (*Tokenizer, error) {
 	}
 	t, err := NewTokenizer(lines)
 	if err != nil {
-		return nil, fmt.Errorf("models: load vocab %s: %w", path, err)
+		return nil, fmt.Errorf("features: load vocab %s: %w", path, err)
 	}
 	return t, nil
 }
@@ -202,7 +202,7 @@ func (t *Tokenizer) WriteVocab(path string) error {
 func writeVocabFile(path string, vocab []string) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("models: write vocab: %w", err)
+		return fmt.Errorf("features: write vocab: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -216,16 +216,16 @@ func writeVocabFile(path string, vocab []string) (err error) {
 		w.WriteByte('\n')
 	}
 	if err = w.Flush(); err != nil {
-		return fmt.Errorf("models: write vocab: %w", err)
+		return fmt.Errorf("features: write vocab: %w", err)
 	}
 	if err = f.Close(); err != nil {
-		return fmt.Errorf("models: write vocab: %w", err)
+		return fmt.Errorf("features: write vocab: %w", err)
 	}
 	if err = os.Chmod(f.Name(), 0o644); err != nil {
-		return fmt.Errorf("models: write vocab: %w", err)
+		return fmt.Errorf("features: write vocab: %w", err)
 	}
 	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("models: write vocab: %w", err)
+		return fmt.Errorf("features: write vocab: %w", err)
 	}
 	return nil
 }

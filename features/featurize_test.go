@@ -1,4 +1,4 @@
-package models
+package features
 
 import (
 	"shopagent/env"
@@ -65,8 +65,8 @@ func TestStateTextResults(t *testing.T) {
 }
 
 func TestEncodeChoiceSegments(t *testing.T) {
-	tok := policyTestTokenizer(t)
-	cfg := policyTestConfig(t, tok.VocabSize()) // 32 state tokens
+	tok := featurizeTestTokenizer(t)
+	cfg := featurizeTestConfig(t, tok.VocabSize()) // 32 state tokens
 	ex := ChoiceExample{Instruction: "i want red shoes", State: strings.Repeat("blue ", 40) + "green", Actions: []string{"red", strings.Repeat("buy ", 20)}}
 	enc := EncodeChoice(tok, cfg, ex)
 	if len(enc.State) != 32 || len(enc.StateTypes) != 32 {
@@ -192,4 +192,28 @@ func TestNewPolicyBatch(t *testing.T) {
 	if _, err := NewPolicyBatch(noActions, b, 0); err == nil {
 		t.Error("state without actions accepted")
 	}
+}
+
+// featurizeTestTokenizer is a small vocabulary for the tests.
+func featurizeTestTokenizer(t *testing.T) *Tokenizer {
+	t.Helper()
+	words := strings.Fields("red blue green shoes shirt size small large buy now back to search item - instruction : i want price $ 1 2 3 4 5 6 7 8 9 0 . next > < prev description features")
+	tok, err := NewTokenizer(append(SpecialTokens()[:5], words...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// featurizeTestConfig is the tiny preset with 32-token states and 8-token actions.
+func featurizeTestConfig(t *testing.T, vocab int) PolicyConfig {
+	t.Helper()
+	cfg, err := NewPolicyConfig("tiny", vocab, 32, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Bert.Dropout = 0
+	cfg.Bert.MaxPositions = 32
+	cfg.ObsMode = "text_rich"
+	return cfg
 }
