@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -60,7 +59,6 @@ type ONNXPolicy struct {
 	// (key: the action's token ids; value: [tokens, H] float32 rows).
 	actions, scorer *onnxrt.Session
 	cache           *otter.Cache[string, []float32]
-	hidden          int
 }
 
 var _ Policy = (*ONNXPolicy)(nil)
@@ -91,7 +89,7 @@ func LoadONNXPolicy(dir string, opts ORTOptions) (*ONNXPolicy, error) {
 		name = filepath.Base(filepath.Clean(dir))
 	}
 	p := &ONNXPolicy{
-		manifest: m, tok: tok, hidden: m.Policy.Bert.Hidden,
+		manifest: m, tok: tok,
 		info: PolicyInfo{Name: name, Dir: dir, Preset: m.Preset, SHA256: m.SHA256[onnxrt.ModelFile]},
 	}
 	ortOpts := onnxrt.Options{Lib: opts.Lib, IntraOpThreads: opts.IntraOpThreads, Device: opts.Device, DeviceID: opts.DeviceID}
@@ -242,7 +240,7 @@ func (p *ONNXPolicy) ActBatch(inputs []ActInput) ([]Decision, error) {
 // runCached scores pb with scorer.onnx, taking each distinct action's encoder states from
 // the cache and encoding the others, all in one actions.onnx run, into it.
 func (p *ONNXPolicy) runCached(pb *features.PolicyBatch) (logits, values []float32, err error) {
-	h := p.hidden
+	h := p.manifest.Policy.Bert.Hidden
 	rows := make([][]float32, pb.U)
 	keys := make([]string, pb.U)
 	lens := make([]int, pb.U)
@@ -254,10 +252,7 @@ func (p *ONNXPolicy) runCached(pb *features.PolicyBatch) (logits, values []float
 		for n < pb.Ta && mask[n] != 0 {
 			n++
 		}
-		key = key[:0]
-		for _, id := range ids[:n] {
-			key = binary.LittleEndian.AppendUint32(key, uint32(id))
-		}
+		key = onnxrt.AppendActionKey(key[:0], ids[:n])
 		lens[r] = n
 		if v, ok := p.cache.GetIfPresent(string(key)); ok && len(v) == n*h {
 			rows[r] = v

@@ -26,11 +26,7 @@ func ExactBatch(examples []features.EncodedChoice) (*features.PolicyBatch, error
 		maxA = max(maxA, len(ex.Actions))
 		for _, a := range ex.Actions {
 			maxTa = max(maxTa, len(a))
-			key := make([]byte, 0, 4*len(a))
-			for _, id := range a {
-				key = binary.LittleEndian.AppendUint32(key, uint32(id))
-			}
-			distinct[string(key)] = struct{}{}
+			distinct[string(AppendActionKey(nil, a))] = struct{}{}
 		}
 	}
 	sizes := features.BucketSizes{
@@ -42,4 +38,15 @@ func ExactBatch(examples []features.EncodedChoice) (*features.PolicyBatch, error
 		return nil, fmt.Errorf("onnxrt: %w", err)
 	}
 	return pb, nil
+}
+
+// AppendActionKey appends the key of an action's token ids to dst: the ids as
+// little-endian uint32s. Two actions share a key exactly when they have the same tokens,
+// which is when their encoder states are the same (ExactBatch counts distinct actions by
+// it, the server's action cache stores encodings under it).
+func AppendActionKey(dst []byte, ids []int32) []byte {
+	for _, id := range ids {
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(id))
+	}
+	return dst
 }
