@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"shopagent/env"
+	"shopagent/env/pyport"
 )
 
 // ExpertPolicy is the policy name of expert demonstrations.
@@ -516,7 +517,7 @@ func matchOption(o env.GoalOption, values []string) (string, bool) {
 	}
 	best, bestScore := "", 85
 	for _, v := range values {
-		if s := env.TokenSetRatio(want, v); s > bestScore {
+		if s := pyport.TokenSetRatio(want, v); s > bestScore {
 			best, bestScore = v, s
 		}
 	}

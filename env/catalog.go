@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"shopagent/env/pyport"
 	"sort"
 	"strconv"
 	"strings"
@@ -119,12 +120,12 @@ func FindDataFiles(dir string) (LoadOptions, error) {
 // skipped; prices are parsed; option names and values are normalised;
 // attributes come from the attributes file or are ["DUMMY_ATTR"].
 func LoadCatalog(o LoadOptions) (*Catalog, error) {
-	return loadCatalog(o, NewPyRandom(o.Seed))
+	return loadCatalog(o, pyport.NewRandom(o.Seed))
 }
 
 // loadCatalog draws range prices from rng, so that a caller can go on drawing
 // goals from the same generator as WebShop does.
-func loadCatalog(o LoadOptions, rng *PyRandom) (*Catalog, error) {
+func loadCatalog(o LoadOptions, rng *pyport.Random) (*Catalog, error) {
 	attrs := map[string]RawAttributes{}
 	if o.AttributesPath != "" {
 		if err := readJSONFile(o.AttributesPath, &attrs); err != nil {
@@ -301,30 +302,11 @@ func ParsePricing(s string) ([]float64, string, error) {
 		// WebShop would crash on Decimal('') here; we say why instead.
 		return nil, "", fmt.Errorf("bad pricing %q: no \"$\" amount", s)
 	case 1:
-		return vals, "$" + PyFloat(vals[0]), nil
+		return vals, "$" + pyport.FormatFloat(vals[0]), nil
 	default:
 		vals = vals[:2]
-		return vals, "$" + PyFloat(vals[0]) + " to $" + PyFloat(vals[1]), nil
+		return vals, "$" + pyport.FormatFloat(vals[0]) + " to $" + pyport.FormatFloat(vals[1]), nil
 	}
-}
-
-// PyFloat formats a float like Python's repr/str: shortest round-trip digits,
-// at least one decimal ("15.0"), scientific notation below 1e-4 or from 1e16.
-func PyFloat(v float64) string {
-	if math.IsInf(v, 0) || math.IsNaN(v) {
-		return strconv.FormatFloat(v, 'g', -1, 64)
-	}
-	a := math.Abs(v)
-	if a != 0 && (a < 1e-4 || a >= 1e16) {
-		s := strconv.FormatFloat(v, 'e', -1, 64)
-		// Go writes 1e+16, Python 1e+16; Go writes 1e-05, Python 1e-05.
-		return s
-	}
-	s := strconv.FormatFloat(v, 'f', -1, 64)
-	if !strings.Contains(s, ".") {
-		s += ".0"
-	}
-	return s
 }
 
 // streamProducts decodes a JSON list of products one record at a time, so a

@@ -101,14 +101,6 @@ func TestParsePricing(t *testing.T) {
 	}
 }
 
-func TestPyFloat(t *testing.T) {
-	for v, want := range map[float64]string{15: "15.0", 10.99: "10.99", 0.1: "0.1", 1e16: "1e+16", 0.00001: "1e-05", 123456.5: "123456.5"} {
-		if got := PyFloat(v); got != want {
-			t.Errorf("PyFloat(%v) = %q, want %q", v, got, want)
-		}
-	}
-}
-
 func TestLoadCatalogBadFiles(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) string {

@@ -2,6 +2,7 @@ package env
 
 import (
 	"fmt"
+	"shopagent/env/pyport"
 	"sort"
 	"strings"
 )
@@ -36,7 +37,7 @@ const NoPriceCap = 1000000.0
 // priceCap applies WebShop's price-cap rule: the candidates are the first four
 // of 10, 20, ..., 990 above the price; with at least two, the cap is the larger
 // of two distinct candidates drawn by random.sample.
-func priceCap(price float64, rng *PyRandom) (float64, string) {
+func priceCap(price float64, rng *pyport.Random) (float64, string) {
 	var cands []float64
 	for i := 1; i < 100 && len(cands) < 4; i++ {
 		if p := 10.0 * float64(i); p > price {
@@ -55,7 +56,7 @@ func priceCap(price float64, rng *PyRandom) (float64, string) {
 // product's human instructions in order, skipping instructions without
 // attributes. Price caps are drawn from rng (WebShop's global random state,
 // which follows the price draws of LoadCatalog when the same generator is used).
-func HumanGoals(c *Catalog, rng *PyRandom) []Goal {
+func HumanGoals(c *Catalog, rng *pyport.Random) []Goal {
 	var goals []Goal
 	for i := range c.Products {
 		p := &c.Products[i]
@@ -82,7 +83,7 @@ func HumanGoals(c *Catalog, rng *PyRandom) []Goal {
 // SyntheticGoals builds WebShop's synthetic goals: for each product with an
 // items_ins_v2 instruction, one goal per combination of its option values
 // (option names sorted), weighted by the rarity of its attributes.
-func SyntheticGoals(c *Catalog, rng *PyRandom) []Goal {
+func SyntheticGoals(c *Catalog, rng *pyport.Random) []Goal {
 	var goals []Goal
 	count := map[string]int{}
 	for i := range c.Products {
@@ -138,7 +139,7 @@ func SyntheticGoals(c *Catalog, rng *PyRandom) []Goal {
 // ShuffleGoals orders goals as WebShop does: random.seed(233);
 // random.shuffle(goals).
 func ShuffleGoals(goals []Goal) {
-	NewPyRandom(233).Shuffle(len(goals), func(i, j int) { goals[i], goals[j] = goals[j], goals[i] })
+	pyport.NewRandom(233).Shuffle(len(goals), func(i, j int) { goals[i], goals[j] = goals[j], goals[i] })
 }
 
 // Splits are WebShop's goal index ranges: test = [0, 500), dev = [500, 1500),

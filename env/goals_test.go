@@ -2,12 +2,13 @@ package env
 
 import (
 	"math"
+	"shopagent/env/pyport"
 	"strings"
 	"testing"
 )
 
 func TestPriceCap(t *testing.T) {
-	rng := NewPyRandom(1)
+	rng := pyport.NewRandom(1)
 	for _, price := range []float64{0.5, 9.99, 10, 19.99, 555, 979.5} {
 		upper, text := priceCap(price, rng)
 		if upper <= price || upper > price+40+10 || math.Mod(upper, 10) != 0 {
@@ -30,7 +31,7 @@ func TestHumanAndSyntheticGoals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hg := HumanGoals(c, NewPyRandom(0))
+	hg := HumanGoals(c, pyport.NewRandom(0))
 	if len(hg) != 2 {
 		t.Fatalf("human goals: %d (the one without attributes is skipped)", len(hg))
 	}
@@ -38,7 +39,7 @@ func TestHumanAndSyntheticGoals(t *testing.T) {
 		hg[0].Options[0].Value != "16 ounce" || hg[0].Weight != 1 || hg[0].Name != "Tea Tree Body Scrub" {
 		t.Errorf("human goal 0: %+v", hg[0])
 	}
-	sg := SyntheticGoals(c, NewPyRandom(0))
+	sg := SyntheticGoals(c, pyport.NewRandom(0))
 	if len(sg) != 2 { // one product with an instruction, two sizes
 		t.Fatalf("synthetic goals: %d", len(sg))
 	}

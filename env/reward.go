@@ -2,6 +2,7 @@ package env
 
 import (
 	_ "embed"
+	"shopagent/env/pyport"
 	"strings"
 	"sync"
 	"unicode"
@@ -153,7 +154,7 @@ func (s *Scorer) AttributeReward(p *Product, goalAttrs []string) (float64, int) 
 	for _, g := range goalAttrs {
 		matched := false
 		for _, a := range p.Attributes {
-			if TokenSetRatio(a, g) > 85 {
+			if pyport.TokenSetRatio(a, g) > 85 {
 				matched = true
 				break
 			}
@@ -197,7 +198,7 @@ func (s *Scorer) OptionReward(purchased []string, goal []GoalOption, synthetic b
 			g = s.NormalizeColor(o.Value)
 		}
 		for _, p := range ps {
-			if TokenSetRatio(p, g) > 85 {
+			if pyport.TokenSetRatio(p, g) > 85 {
 				n++
 				break
 			}

@@ -2,6 +2,8 @@ package env
 
 import (
 	"fmt"
+	"shopagent/env/pyport"
+	"shopagent/env/search"
 	"strings"
 )
 
@@ -9,7 +11,7 @@ import (
 // scorer. One Shop serves many Envs in parallel goroutines.
 type Shop struct {
 	Catalog *Catalog
-	Index   *Index
+	Index   *search.Index
 	Goals   []Goal
 	Splits  Splits
 	Scorer  *Scorer
@@ -52,7 +54,7 @@ func OpenShop(dir string, o ShopOptions) (*Shop, error) {
 // OpenShopFiles is OpenShop over explicit file paths.
 func OpenShopFiles(lo LoadOptions, src GoalSource) (*Shop, error) {
 	// One Python-style generator for prices and then goals, in WebShop's order.
-	rng := NewPyRandom(lo.Seed)
+	rng := pyport.NewRandom(lo.Seed)
 	c, err := loadCatalog(lo, rng)
 	if err != nil {
 		return nil, err
@@ -79,7 +81,7 @@ func OpenShopFiles(lo LoadOptions, src GoalSource) (*Shop, error) {
 func NewShop(c *Catalog, goals []Goal) *Shop {
 	return &Shop{
 		Catalog: c,
-		Index:   BuildIndex(len(c.Products), func(i int) string { return DocText(&c.Products[i]) }),
+		Index:   search.BuildIndex(len(c.Products), func(i int) string { return DocText(&c.Products[i]) }),
 		Goals:   goals,
 		Splits:  SplitRanges(len(goals)),
 		Scorer:  NewScorer(),

@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"shopagent/env"
+	"shopagent/env/pyport"
+	"shopagent/env/search"
 )
 
 func newEnvBenchCmd() *cobra.Command {
@@ -44,13 +46,13 @@ and search latency p50/p90/p99 in milliseconds.`,
 			loadS := time.Since(t0).Seconds()
 			rssLoad := peakRSSMB()
 			t1 := time.Now()
-			ix := env.BuildIndex(len(c.Products), func(i int) string { return env.DocText(&c.Products[i]) })
+			ix := search.BuildIndex(len(c.Products), func(i int) string { return env.DocText(&c.Products[i]) })
 			indexS := time.Since(t1).Seconds()
 			runtime.GC()
 			rssIndex := peakRSSMB()
-			goals := env.HumanGoals(c, env.NewPyRandom(0))
+			goals := env.HumanGoals(c, pyport.NewRandom(0))
 			if len(goals) == 0 {
-				goals = env.SyntheticGoals(c, env.NewPyRandom(0))
+				goals = env.SyntheticGoals(c, pyport.NewRandom(0))
 			}
 			if len(goals) == 0 {
 				return fmt.Errorf("no goals to draw queries from")

@@ -1,4 +1,4 @@
-package env
+package pyport
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package env
+package pyport
 
 import "math/bits"
 
@@ -11,25 +11,25 @@ const (
 	pyMTLowerMask = 0x7fffffff
 )
 
-// PyRandom reproduces CPython's random.Random for the methods WebShop uses.
+// Random reproduces CPython's random.Random for the methods WebShop uses.
 //
 // Seeded with the same non-negative integer, it returns exactly the values
 // CPython 3.11 returns for the corresponding calls, so that sequences such as
 // WebShop's goal order (random.seed(233); random.shuffle(goals)) can be
 // reproduced. Methods that take a length n stand for calls on a sequence of
-// that length and return indices into it. A PyRandom is not safe for
+// that length and return indices into it. A Random is not safe for
 // concurrent use.
-type PyRandom struct {
+type Random struct {
 	mt    [pyMTN]uint32
 	index int
 }
 
-// NewPyRandom returns a generator seeded like random.seed(seed) for a
+// NewRandom returns a generator seeded like random.seed(seed) for a
 // non-negative int seed: MT19937's init_by_array with the seed's 32-bit
 // words, least significant first (one word for seeds below 2**32, including
 // 0, and two otherwise).
-func NewPyRandom(seed uint64) *PyRandom {
-	r := &PyRandom{}
+func NewRandom(seed uint64) *Random {
+	r := &Random{}
 	if seed>>32 == 0 {
 		r.initByArray([]uint32{uint32(seed)})
 	} else {
@@ -39,7 +39,7 @@ func NewPyRandom(seed uint64) *PyRandom {
 }
 
 // initGenrand is MT19937's init_genrand.
-func (r *PyRandom) initGenrand(s uint32) {
+func (r *Random) initGenrand(s uint32) {
 	mt := &r.mt
 	mt[0] = s
 	for i := 1; i < pyMTN; i++ {
@@ -49,7 +49,7 @@ func (r *PyRandom) initGenrand(s uint32) {
 }
 
 // initByArray is MT19937's init_by_array.
-func (r *PyRandom) initByArray(key []uint32) {
+func (r *Random) initByArray(key []uint32) {
 	r.initGenrand(19650218)
 	mt := &r.mt
 	i, j := 1, 0
@@ -78,7 +78,7 @@ func (r *PyRandom) initByArray(key []uint32) {
 }
 
 // genrandUint32 is MT19937's genrand_uint32: the next 32 random bits.
-func (r *PyRandom) genrandUint32() uint32 {
+func (r *Random) genrandUint32() uint32 {
 	mt := &r.mt
 	if r.index >= pyMTN {
 		var kk int
@@ -105,7 +105,7 @@ func (r *PyRandom) genrandUint32() uint32 {
 
 // Random returns random.random(): a float64 in [0, 1) with 53 random bits,
 // built from two 32-bit outputs (27 and 26 bits).
-func (r *PyRandom) Random() float64 {
+func (r *Random) Random() float64 {
 	a := r.genrandUint32() >> 5
 	b := r.genrandUint32() >> 6
 	return (float64(a)*67108864.0 + float64(b)) * (1.0 / 9007199254740992.0)
@@ -115,10 +115,10 @@ func (r *PyRandom) Random() float64 {
 // consumes one 32-bit output per started 32 bits, filling the result from the
 // least significant word up and keeping the top bits of the last word. It
 // panics if k is out of range.
-func (r *PyRandom) GetRandBits(k int) uint64 {
+func (r *Random) GetRandBits(k int) uint64 {
 	switch {
 	case k < 0 || k > 64:
-		panic("env: PyRandom.GetRandBits: k out of range [0, 64]")
+		panic("env: Random.GetRandBits: k out of range [0, 64]")
 	case k == 0:
 		return 0
 	case k <= 32:
@@ -132,9 +132,9 @@ func (r *PyRandom) GetRandBits(k int) uint64 {
 // RandBelow returns random._randbelow(n) (_randbelow_with_getrandbits): a
 // uniform int in [0, n) by rejection sampling getrandbits(n.bit_length()). It
 // panics if n <= 0.
-func (r *PyRandom) RandBelow(n int) int {
+func (r *Random) RandBelow(n int) int {
 	if n <= 0 {
-		panic("env: PyRandom.RandBelow: n must be positive")
+		panic("env: Random.RandBelow: n must be positive")
 	}
 	k := bits.Len(uint(n))
 	for {
@@ -147,7 +147,7 @@ func (r *PyRandom) RandBelow(n int) int {
 // Shuffle performs random.shuffle on a sequence of length n: for i from n-1
 // down to 1 it picks j = _randbelow(i+1) and calls swap(i, j) (also when
 // i == j, which a swap must tolerate).
-func (r *PyRandom) Shuffle(n int, swap func(i, j int)) {
+func (r *Random) Shuffle(n int, swap func(i, j int)) {
 	for i := n - 1; i > 0; i-- {
 		swap(i, r.RandBelow(i+1))
 	}
@@ -159,9 +159,9 @@ func (r *PyRandom) Shuffle(n int, swap func(i, j int)) {
 // _randbelow(n) until it finds an index not yet selected. (CPython computes
 // the exponent in floating point; this integer computation agrees for every k
 // below 3*10**14.) It panics unless 0 <= k <= n.
-func (r *PyRandom) Sample(n, k int) []int {
+func (r *Random) Sample(n, k int) []int {
 	if k < 0 || k > n {
-		panic("env: PyRandom.Sample: sample larger than population or is negative")
+		panic("env: Random.Sample: sample larger than population or is negative")
 	}
 	result := make([]int, k)
 	setsize := 21
@@ -203,26 +203,26 @@ func (r *PyRandom) Sample(n, k int) []int {
 
 // Uniform returns random.uniform(a, b): a + (b-a)*random(), rounded after
 // each operation as in CPython (no fused multiply-add).
-func (r *PyRandom) Uniform(a, b float64) float64 {
+func (r *Random) Uniform(a, b float64) float64 {
 	return a + float64((b-a)*r.Random())
 }
 
 // Choice returns the index random.choice would pick from a sequence of
 // length n, that is _randbelow(n). It panics if n <= 0 (CPython raises
 // IndexError for an empty sequence).
-func (r *PyRandom) Choice(n int) int {
+func (r *Random) Choice(n int) int {
 	if n <= 0 {
-		panic("env: PyRandom.Choice: cannot choose from an empty sequence")
+		panic("env: Random.Choice: cannot choose from an empty sequence")
 	}
 	return r.RandBelow(n)
 }
 
 // RandInt returns random.randint(a, b): a + _randbelow(b-a+1), a uniform int
 // in [a, b]. It panics if b < a or if b-a+1 overflows int.
-func (r *PyRandom) RandInt(a, b int) int {
+func (r *Random) RandInt(a, b int) int {
 	width := b - a + 1
 	if b < a || width <= 0 {
-		panic("env: PyRandom.RandInt: empty or too large range")
+		panic("env: Random.RandInt: empty or too large range")
 	}
 	return a + r.RandBelow(width)
 }

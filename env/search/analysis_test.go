@@ -1,4 +1,4 @@
-package env
+package search
 
 import (
 	"math/rand/v2"

@@ -1,4 +1,4 @@
-package env
+package search
 
 // BM25 search over an in-memory inverted index, reproducing what WebShop
 // gets from pyserini (Anserini/Lucene): the EnglishAnalyzer of analysis.go,

@@ -1,4 +1,4 @@
-package env
+package search
 
 // This file is a pure-Go port of the analysis chain that pyserini/Anserini
 // use for WebShop's index: Lucene's EnglishAnalyzer, i.e.

@@ -1,4 +1,4 @@
-package env
+package pyport
 
 import (
 	"context"
@@ -62,7 +62,7 @@ func loadPyRandomCases(t *testing.T) *pyRandomCases {
 }
 
 // pyShuffledRange returns list(range(n)) after shuffling with r.
-func pyShuffledRange(r *PyRandom, n int) []int {
+func pyShuffledRange(r *Random, n int) []int {
 	x := make([]int, n)
 	for i := range x {
 		x[i] = i
@@ -85,7 +85,7 @@ func TestPyRandomCases(t *testing.T) {
 	for _, sc := range c.Seeds {
 		seed := sc.Seed
 		t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) {
-			r := NewPyRandom(seed)
+			r := NewRandom(seed)
 			for i, want := range sc.Random {
 				if got := r.Random(); got != want {
 					t.Fatalf("random() #%d = %v, python %v", i, got, want)
@@ -96,7 +96,7 @@ func TestPyRandomCases(t *testing.T) {
 			}
 			for ks, want := range sc.GetRandBits {
 				k := atoiKey(t, ks)
-				r := NewPyRandom(seed)
+				r := NewRandom(seed)
 				for i, w := range want {
 					if got := r.GetRandBits(k); got != w {
 						t.Fatalf("getrandbits(%d) #%d = %d, python %d", k, i, got, w)
@@ -105,12 +105,12 @@ func TestPyRandomCases(t *testing.T) {
 			}
 			for ns, want := range sc.Shuffle {
 				n := atoiKey(t, ns)
-				if got := pyShuffledRange(NewPyRandom(seed), n); !slices.Equal(got, want) {
+				if got := pyShuffledRange(NewRandom(seed), n); !slices.Equal(got, want) {
 					t.Errorf("shuffle(range(%d)) = %v, python %v", n, got, want)
 				}
 			}
 			for _, s := range sc.Sample {
-				r := NewPyRandom(seed)
+				r := NewRandom(seed)
 				if got := r.Sample(s.N, s.K); !slices.Equal(got, s.First) {
 					t.Errorf("sample(range(%d), %d) = %v, python %v", s.N, s.K, got, s.First)
 				}
@@ -120,7 +120,7 @@ func TestPyRandomCases(t *testing.T) {
 			}
 			for ns, want := range sc.RandBelow {
 				n := atoiKey(t, ns)
-				r := NewPyRandom(seed)
+				r := NewRandom(seed)
 				for i, w := range want {
 					if got := r.RandBelow(n); got != w {
 						t.Fatalf("_randbelow(%d) #%d = %d, python %d", n, i, got, w)
@@ -129,7 +129,7 @@ func TestPyRandomCases(t *testing.T) {
 			}
 			for ns, want := range sc.Choice {
 				n := atoiKey(t, ns)
-				r := NewPyRandom(seed)
+				r := NewRandom(seed)
 				for i, w := range want {
 					if got := r.Choice(n); got != w {
 						t.Fatalf("choice(range(%d)) #%d = %d, python %d", n, i, got, w)
@@ -137,7 +137,7 @@ func TestPyRandomCases(t *testing.T) {
 				}
 			}
 			for _, ri := range sc.RandInt {
-				r := NewPyRandom(seed)
+				r := NewRandom(seed)
 				for i, w := range ri.Values {
 					if got := r.RandInt(ri.A, ri.B); got != w {
 						t.Fatalf("randint(%d, %d) #%d = %d, python %d", ri.A, ri.B, i, got, w)
@@ -145,20 +145,20 @@ func TestPyRandomCases(t *testing.T) {
 				}
 			}
 			for _, u := range sc.Uniform {
-				r := NewPyRandom(seed)
+				r := NewRandom(seed)
 				for i, w := range u.Values {
 					if got := r.Uniform(u.A, u.B); got != w {
 						t.Fatalf("uniform(%v, %v) #%d = %v, python %v", u.A, u.B, i, got, w)
 					}
 				}
 			}
-			checkPyRandomMixed(t, NewPyRandom(seed), sc.Mixed)
+			checkPyRandomMixed(t, NewRandom(seed), sc.Mixed)
 		})
 	}
 }
 
 // checkPyRandomMixed replays gen.py's interleaved call sequence.
-func checkPyRandomMixed(t *testing.T, r *PyRandom, mixed []json.RawMessage) {
+func checkPyRandomMixed(t *testing.T, r *Random, mixed []json.RawMessage) {
 	t.Helper()
 	if len(mixed) != 30 {
 		t.Fatalf("mixed has %d entries, want 30", len(mixed))
@@ -203,7 +203,7 @@ func checkPyRandomMixed(t *testing.T, r *PyRandom, mixed []json.RawMessage) {
 func TestPyRandomWebShopGoalOrder(t *testing.T) {
 	c := loadPyRandomCases(t)
 	for _, want := range [][]int{c.GoalShuffle30, c.GoalShuffle12087} {
-		if got := pyShuffledRange(NewPyRandom(233), len(want)); !slices.Equal(got, want) {
+		if got := pyShuffledRange(NewRandom(233), len(want)); !slices.Equal(got, want) {
 			t.Errorf("seed 233 shuffle of %d goals differs from python", len(want))
 		}
 	}
@@ -240,7 +240,7 @@ func TestPyRandomLivePython(t *testing.T) {
 	if err := json.Unmarshal(out, &want); err != nil {
 		t.Fatalf("bad output %q: %v", out, err)
 	}
-	if got := pyShuffledRange(NewPyRandom(233), 30); !slices.Equal(got, want) {
+	if got := pyShuffledRange(NewRandom(233), 30); !slices.Equal(got, want) {
 		t.Errorf("seed 233 shuffle of 30: go %v, python %v", got, want)
 	}
 
@@ -262,29 +262,29 @@ func TestPyRandomLivePython(t *testing.T) {
 	if !slices.Equal(live.Shuffle30, want) {
 		t.Errorf("--live shuffle30 %v differs from --shuffle %v", live.Shuffle30, want)
 	}
-	r := NewPyRandom(233)
+	r := NewRandom(233)
 	for i, w := range live.Random {
 		if got := r.Random(); got != w {
 			t.Errorf("random() #%d = %v, python %v", i, got, w)
 		}
 	}
-	if got := NewPyRandom(233).Sample(12087, 10); !slices.Equal(got, live.Sample) {
+	if got := NewRandom(233).Sample(12087, 10); !slices.Equal(got, live.Sample) {
 		t.Errorf("sample(range(12087), 10) = %v, python %v", got, live.Sample)
 	}
-	if got := NewPyRandom(7).Sample(1_000_000_000, 5); !slices.Equal(got, live.SampleBig) {
+	if got := NewRandom(7).Sample(1_000_000_000, 5); !slices.Equal(got, live.SampleBig) {
 		t.Errorf("sample(range(10**9), 5) = %v, python %v", got, live.SampleBig)
 	}
 }
 
 func TestPyRandomPanics(t *testing.T) {
-	for name, f := range map[string]func(r *PyRandom){
-		"RandBelow(0)":    func(r *PyRandom) { r.RandBelow(0) },
-		"Choice(0)":       func(r *PyRandom) { r.Choice(0) },
-		"RandInt(2, 1)":   func(r *PyRandom) { r.RandInt(2, 1) },
-		"Sample(3, 4)":    func(r *PyRandom) { r.Sample(3, 4) },
-		"Sample(3, -1)":   func(r *PyRandom) { r.Sample(3, -1) },
-		"GetRandBits(65)": func(r *PyRandom) { r.GetRandBits(65) },
-		"GetRandBits(-1)": func(r *PyRandom) { r.GetRandBits(-1) },
+	for name, f := range map[string]func(r *Random){
+		"RandBelow(0)":    func(r *Random) { r.RandBelow(0) },
+		"Choice(0)":       func(r *Random) { r.Choice(0) },
+		"RandInt(2, 1)":   func(r *Random) { r.RandInt(2, 1) },
+		"Sample(3, 4)":    func(r *Random) { r.Sample(3, 4) },
+		"Sample(3, -1)":   func(r *Random) { r.Sample(3, -1) },
+		"GetRandBits(65)": func(r *Random) { r.GetRandBits(65) },
+		"GetRandBits(-1)": func(r *Random) { r.GetRandBits(-1) },
 	} {
 		func() {
 			defer func() {
@@ -292,11 +292,11 @@ func TestPyRandomPanics(t *testing.T) {
 					t.Errorf("%s did not panic", name)
 				}
 			}()
-			f(NewPyRandom(1))
+			f(NewRandom(1))
 		}()
 	}
 	// Valid edge cases do not panic and consume like CPython.
-	r := NewPyRandom(1)
+	r := NewRandom(1)
 	if got := r.GetRandBits(0); got != 0 {
 		t.Errorf("GetRandBits(0) = %d", got)
 	}
@@ -305,7 +305,7 @@ func TestPyRandomPanics(t *testing.T) {
 	}
 	r.Shuffle(0, func(i, j int) { t.Error("swap called for n=0") })
 	r.Shuffle(1, func(i, j int) { t.Error("swap called for n=1") })
-	if got, want := r.Random(), NewPyRandom(1).Random(); got != want {
+	if got, want := r.Random(), NewRandom(1).Random(); got != want {
 		t.Errorf("edge cases consumed randomness: %v != %v", got, want)
 	}
 }
