@@ -2,6 +2,7 @@ package env
 
 import (
 	"fmt"
+	"shopagent/env/pyport"
 	"strconv"
 	"strings"
 )
@@ -83,6 +84,8 @@ func (o Observation) Actions() []string {
 type StepInfo struct {
 	// Valid is false when the action was a no-op (unparseable, not available).
 	Valid bool `json:"valid"`
+	// Reason says why an invalid action did nothing; empty for valid ones.
+	Reason string `json:"reason,omitempty"`
 	// Truncated is true when the step cap ended the episode.
 	Truncated bool `json:"truncated,omitempty"`
 	// Purchase is set when the episode ended with "buy now".
@@ -107,6 +110,9 @@ type Config struct {
 	MaxSteps int
 	// ShowAttributes adds the "attributes" sub-page to item pages.
 	ShowAttributes bool
+	// Seed seeds the draws of a "<r>" (random products) search, which WebShop
+	// makes with Python's unseeded global random.
+	Seed uint64
 }
 
 type selected struct{ group, value string }
@@ -130,6 +136,7 @@ type Env struct {
 	obs        Observation
 	sb         strings.Builder
 	lastReward float64
+	rng        *pyport.Random
 }
 
 // NewEnv returns an environment over the shop. Call Reset before Step.
@@ -137,7 +144,7 @@ func (s *Shop) NewEnv(cfg Config) *Env {
 	if cfg.Mode == "" {
 		cfg.Mode = ObsText
 	}
-	return &Env{shop: s, cfg: cfg, visited: map[string]bool{}}
+	return &Env{shop: s, cfg: cfg, visited: map[string]bool{}, rng: pyport.NewRandom(cfg.Seed)}
 }
 
 // Goal returns the current goal.
@@ -177,7 +184,7 @@ func (e *Env) Step(action string) (Observation, float64, bool, StepInfo) {
 	switch {
 	case a.Name == "search" && a.HasArg && a.Arg != "":
 		e.keywords = a.Arg
-		e.results = append(e.results[:0], e.shop.Index.Search(a.Arg, 50)...)
+		e.results = append(e.results[:0], e.shop.Search(a.Arg, SearchReturnN, e.rng)...)
 		e.page = PageResults
 		e.pageNum = 1
 		e.item = -1
@@ -186,6 +193,7 @@ func (e *Env) Step(action string) (Observation, float64, bool, StepInfo) {
 		reward = e.click(a.Arg, &info)
 	default:
 		info.Valid = false
+		info.Reason = e.invalidReason(a)
 	}
 	if !e.done && e.cfg.MaxSteps > 0 && e.steps >= e.cfg.MaxSteps {
 		e.done = true
@@ -195,6 +203,21 @@ func (e *Env) Step(action string) (Observation, float64, bool, StepInfo) {
 	info.Steps = e.steps
 	e.render()
 	return e.obs, reward, e.done, info
+}
+
+// invalidReason says why WebShop ignores a parsed action on the current page.
+func (e *Env) invalidReason(a Action) string {
+	switch {
+	case !a.HasArg:
+		return fmt.Sprintf("%q is not an action: want search[QUERY] or click[LABEL]", a.Name)
+	case a.Name == "search":
+		return "search[] needs a non-empty query"
+	case a.Name != "click":
+		return fmt.Sprintf("unknown action %q: want search[...] or click[...]", a.Name)
+	case a.Arg == ClickSearch:
+		return `click[search] is not an action: use search[QUERY] on the search page`
+	}
+	return fmt.Sprintf("%q is not clickable on the %s page (clickable: %s)", a.Arg, e.page, strings.Join(e.obs.Clickables, ", "))
 }
 
 func (e *Env) isClickable(arg string) bool {
@@ -340,11 +363,18 @@ func (e *Env) render() {
 		r.instruction(e.goal.Instruction, false)
 		r.button("Back to Search")
 		r.button("< Prev")
+		url := ""
+		if r.rich {
+			url = e.itemURLState()
+		}
 		for _, g := range p.Options {
 			r.text(g.Name)
 			for _, v := range g.Values {
 				clk = append(clk, v)
-				r.option(v, e.isSelected(v))
+				// WebShop marks an option clicked when '"v"' occurs in the page's
+				// URL, which holds the keywords and json.dumps(options): values
+				// that JSON escapes (non-ASCII, quotes) never show as clicked.
+				r.option(v, r.rich && strings.Contains(url, `"`+v+`"`))
 			}
 		}
 		r.text(p.Title)
@@ -394,13 +424,15 @@ func (e *Env) render() {
 	e.obs = Observation{Page: e.page, Text: text, Instruction: e.goal.Instruction, HasSearchBar: e.page == PageSearch, Clickables: clk}
 }
 
-func (e *Env) isSelected(v string) bool {
-	for _, o := range e.options {
-		if o.value == v {
-			return true
-		}
+// itemURLState is the part of WebShop's item-page URL that can hold a quoted
+// string: the search keywords joined by "+" and the selected options as
+// Python's json.dumps of the {group: value} dict, in selection order.
+func (e *Env) itemURLState() string {
+	pairs := make([][2]string, len(e.options))
+	for i, o := range e.options {
+		pairs[i] = [2]string{o.group, o.value}
 	}
-	return false
+	return strings.ReplaceAll(e.keywords, " ", "+") + "/" + strconv.Itoa(e.pageNum) + "/" + pyport.JSONObject(pairs)
 }
 
 // renderer writes visible strings in text mode (stripped, joined by
@@ -417,7 +449,13 @@ func (r *renderer) sep() {
 	}
 }
 
+// text writes one visible string. Like BeautifulSoup over WebShop's pages,
+// an empty string (no text node) and a lone "\n" (dropped by WebShop's
+// converter) write nothing.
 func (r *renderer) text(s string) {
+	if s == "" || s == "\n" {
+		return
+	}
 	if r.rich {
 		r.sb.WriteString(s)
 		r.sb.WriteByte('\n')
@@ -427,14 +465,17 @@ func (r *renderer) text(s string) {
 	r.sb.WriteString(strings.TrimSpace(s))
 }
 
-// indented writes a bullet or attribute: one leading space in text_rich.
+// indented writes a bullet or attribute: one leading space in text_rich (the
+// template's " {{bullet}}", so even an empty one is a text node there).
 func (r *renderer) indented(s string) {
 	if r.rich {
 		r.sb.WriteByte(' ')
-		r.text(s)
+		r.sb.WriteString(s)
+		r.sb.WriteByte('\n')
 		return
 	}
-	r.text(s)
+	r.sep()
+	r.sb.WriteString(strings.TrimSpace(s))
 }
 
 func (r *renderer) instruction(ins string, searchPage bool) {
@@ -460,6 +501,9 @@ func (r *renderer) button(label string) {
 }
 
 func (r *renderer) option(v string, clicked bool) {
+	if v == "" || v == "\n" {
+		return
+	}
 	if !r.rich {
 		r.text(v)
 		return

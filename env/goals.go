@@ -142,21 +142,33 @@ func ShuffleGoals(goals []Goal) {
 	pyport.NewRandom(233).Shuffle(len(goals), func(i, j int) { goals[i], goals[j] = goals[j], goals[i] })
 }
 
-// Splits are WebShop's goal index ranges: test = [0, 500), dev = [500, 1500),
-// train = the rest. Small shops scale them down (see SplitRanges).
+// Splits are the goal index ranges of the test, dev and train splits.
 type Splits struct {
 	Test, Dev, Train [2]int
+	// Note says how the splits differ from WebShop's 500 / 1,000 / rest, or is
+	// empty when they are WebShop's.
+	Note string
 }
 
-// SplitRanges returns the split boundaries for n goals: WebShop's 500/1,000/rest
-// when n >= 3,000 and otherwise the same proportions as a 10%/20%/70% split, so
-// that a small built-in shop still has all three splits.
+// SplitRanges returns the split boundaries for n goals in WebShop's order:
+// WebShop's test = [0, 500), dev = [500, 1500), train = the rest when n > 1,500.
+// A smaller goal set gets 10% / 20% / 70% so that every split is non-empty
+// (our choice; WebShop has no rule for it), with a Note saying so.
 func SplitRanges(n int) Splits {
-	test, dev := 500, 1000
-	if n < 3000 {
-		test, dev = n/10, n/5
+	if n > 1500 {
+		return Splits{Test: [2]int{0, 500}, Dev: [2]int{500, 1500}, Train: [2]int{1500, n}}
 	}
-	return Splits{Test: [2]int{0, test}, Dev: [2]int{test, test + dev}, Train: [2]int{test + dev, n}}
+	test, dev := n/10, n/5
+	return Splits{Test: [2]int{0, test}, Dev: [2]int{test, test + dev}, Train: [2]int{test + dev, n},
+		Note: fmt.Sprintf("only %d goals: splits are 10%%/20%%/70%% of them (WebShop's are 500/1,000/rest), so split figures are not comparable with WebShop's", n)}
+}
+
+// SameGoalsSplits is WebShop's rule when a product count is set (its
+// baseline env with --num): every split is all n goals.
+func SameGoalsSplits(n int) Splits {
+	all := [2]int{0, n}
+	return Splits{Test: all, Dev: all, Train: all,
+		Note: fmt.Sprintf("a product limit is set: as in WebShop with a product count, test, dev and train are all the same %d goals, so figures are not comparable with WebShop's 500 test goals", n)}
 }
 
 // Split returns the goal indices of a split by name: "test", "dev", "train"
@@ -170,7 +182,7 @@ func (s Splits) Split(name string) ([2]int, error) {
 	case "train":
 		return s.Train, nil
 	case "all":
-		return [2]int{s.Test[0], s.Train[1]}, nil
+		return [2]int{min(s.Test[0], s.Dev[0], s.Train[0]), max(s.Test[1], s.Dev[1], s.Train[1])}, nil
 	}
 	return [2]int{}, fmt.Errorf("unknown split %q (want test, dev, train or all)", name)
 }

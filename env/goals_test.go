@@ -62,8 +62,19 @@ func TestSplitRanges(t *testing.T) {
 	if s.Test != [2]int{0, 100} || s.Dev != [2]int{100, 300} || s.Train != [2]int{300, 1000} {
 		t.Errorf("small splits: %+v", s)
 	}
+	if s.Note == "" {
+		t.Error("small splits must say they are not WebShop's")
+	}
 	if _, err := s.Split("nope"); err == nil {
 		t.Error("unknown split: no error")
+	}
+	// WebShop's baseline env with a product count (--num) uses every goal in
+	// every split (baseline_models/env.py).
+	s = SameGoalsSplits(40)
+	for _, name := range []string{"test", "dev", "train", "all"} {
+		if r, err := s.Split(name); err != nil || r != [2]int{0, 40} {
+			t.Errorf("%s with a product count: %v %v, want all 40 goals", name, r, err)
+		}
 	}
 }
 
@@ -84,6 +95,14 @@ func TestOpenShopFromFixtures(t *testing.T) {
 	}
 	if _, err := OpenShopFiles(o, "bogus"); err == nil {
 		t.Error("bad goal source: no error")
+	}
+	o.Limit = 3
+	limited, err := OpenShopFiles(o, GoalsAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if test, _ := limited.SplitGoals("test"); len(test) != len(limited.Goals) || limited.Splits.Note == "" {
+		t.Errorf("with a product limit the test split has %d of %d goals (note %q); WebShop uses all goals", len(test), len(limited.Goals), limited.Splits.Note)
 	}
 }
 

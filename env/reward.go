@@ -224,7 +224,9 @@ func (s *Scorer) Reward(p *Product, g *Goal, price float64, options []string) Re
 	if info.RPrice {
 		priceOK = 1
 	}
-	info.Reward = info.RType * (float64(info.NumAttMatches+info.NumOptMatches) + priceOK) / denom
+	// WebShop's order: divide, then multiply by r_type (the float results differ otherwise).
+	info.Reward = (float64(info.NumAttMatches+info.NumOptMatches) + priceOK) / denom
+	info.Reward *= info.RType
 	info.WAtt = float64(len(g.Attributes)) / denom
 	info.WOption = float64(len(g.Options)) / denom
 	info.WPrice = 1 / denom

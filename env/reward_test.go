@@ -137,3 +137,23 @@ func deref(p *float64) any {
 	}
 	return *p
 }
+
+// WebShop computes (matches + price) / (attributes + options + 1) and then
+// multiplies by r_type; in float64 the other order can differ in the last bit.
+// The expected value is CPython's (1/5)*0.1.
+func TestRewardDividesBeforeTypeFactor(t *testing.T) {
+	s := NewScorer()
+	g := &Goal{Name: "Tea Kettle Stove Pot Handle Lid Spoon Cup Mug Bowl Plate Fork", Query: "kettles",
+		ProductCategory: "Home › Kitchen › Kettles", Attributes: []string{"aa", "bb", "cc", "dd"}, PriceUpper: 30}
+	p := &Product{Title: "Green Tea", Query: "tea", ProductCategory: "Grocery › Beverages › Tea"}
+	if n := len(s.TitleNouns(g.Name)); n < 11 {
+		t.Fatalf("test set-up: want >= 11 goal title nouns for title_score < 0.1, the tagger found %d: %v", n, s.TitleNouns(g.Name))
+	}
+	r := s.Reward(p, g, 10, nil)
+	if r.RType != 0.1 {
+		t.Fatalf("r_type = %v (title_score %v), want 0.1", r.RType, r.TitleScore)
+	}
+	if want := 0.020000000000000004; r.Reward != want {
+		t.Errorf("reward = %.17g, want WebShop's %.17g", r.Reward, want)
+	}
+}

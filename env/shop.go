@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"shopagent/env/pyport"
 	"shopagent/env/search"
+	"slices"
 	"strings"
 )
 
@@ -11,10 +12,14 @@ import (
 // scorer. One Shop serves many Envs in parallel goroutines.
 type Shop struct {
 	Catalog *Catalog
-	Index   *search.Index
-	Goals   []Goal
-	Splits  Splits
-	Scorer  *Scorer
+	// Index holds the products in ASIN order: document d is product
+	// docProduct[d]. Use Shop.Search, which maps documents back to products.
+	Index  *search.Index
+	Goals  []Goal
+	Splits Splits
+	Scorer *Scorer
+
+	docProduct []int32 // index document -> catalog position
 }
 
 // GoalSource selects which goals a shop uses.
@@ -74,18 +79,93 @@ func OpenShopFiles(lo LoadOptions, src GoalSource) (*Shop, error) {
 		return nil, fmt.Errorf("unknown goal source %q (want human, synthetic or auto)", src)
 	}
 	ShuffleGoals(goals)
-	return NewShop(c, goals), nil
+	shop := NewShop(c, goals)
+	if lo.Limit > 0 {
+		shop.Splits = SameGoalsSplits(len(goals))
+	}
+	return shop, nil
 }
 
 // NewShop indexes a catalog and wraps it with goals (already in order).
+//
+// Products are indexed in ASIN order, so that the index's tie rule (equal
+// scores go to the lower document) orders equal BM25 scores by ASIN ascending,
+// as WebShop's Anserini searcher does (BREAK_SCORE_TIES_BY_DOCID on the "id"
+// field, which holds the ASIN), whatever the order of the product file.
 func NewShop(c *Catalog, goals []Goal) *Shop {
-	return &Shop{
-		Catalog: c,
-		Index:   search.BuildIndex(len(c.Products), func(i int) string { return DocText(&c.Products[i]) }),
-		Goals:   goals,
-		Splits:  SplitRanges(len(goals)),
-		Scorer:  NewScorer(),
+	order := make([]int32, len(c.Products))
+	for i := range order {
+		order[i] = int32(i)
 	}
+	slices.SortStableFunc(order, func(a, b int32) int { return strings.Compare(c.Products[a].ASIN, c.Products[b].ASIN) })
+	return &Shop{
+		Catalog:    c,
+		Index:      search.BuildIndex(len(order), func(d int) string { return DocText(&c.Products[order[d]]) }),
+		Goals:      goals,
+		Splits:     SplitRanges(len(goals)),
+		Scorer:     NewScorer(),
+		docProduct: order,
+	}
+}
+
+// SearchReturnN is the number of results WebShop's search returns (SEARCH_RETURN_N).
+const SearchReturnN = 50
+
+// Search returns the catalog positions of the products the shop shows for a
+// search: the top k by BM25 (ties by ASIN ascending). Like WebShop, it first
+// looks at the first space-separated word of the query for a special prefix:
+//
+//   - "<r>": k products drawn at random (without replacement) by rng;
+//   - "<a> ATTR": every product whose mined attributes include ATTR (the rest
+//     of the query, trimmed), in catalog order;
+//   - "<c> CAT": every product of category CAT (the second word only), in
+//     catalog order;
+//   - "<q> QUERY": every product whose query field is QUERY (the rest of the
+//     query, trimmed), in catalog order.
+//
+// The filters are not cut to k, as in WebShop. WebShop's text environment
+// crashes on "<a>" (it does not pass its attribute map to the search) and on a
+// "<c>" without a category; here "<a>" filters as WebShop's web app does and a
+// bare "<c>" finds nothing. rng may be nil when the query cannot start with "<r>".
+func (s *Shop) Search(query string, k int, rng *pyport.Random) []int {
+	first, rest, _ := strings.Cut(query, " ")
+	switch first {
+	case "<r>":
+		n := len(s.Catalog.Products)
+		if rng == nil {
+			rng = pyport.NewRandom(0)
+		}
+		return rng.Sample(n, min(k, n))
+	case "<a>", "<c>", "<q>":
+		var keep func(p *Product) bool
+		switch first {
+		case "<a>":
+			attr := strings.TrimSpace(rest)
+			keep = func(p *Product) bool { return slices.Contains(p.Attributes, attr) }
+		case "<c>":
+			words := strings.Split(query, " ")
+			if len(words) < 2 {
+				return nil
+			}
+			cat := strings.TrimSpace(words[1])
+			keep = func(p *Product) bool { return p.Category == cat }
+		default:
+			q := strings.TrimSpace(rest)
+			keep = func(p *Product) bool { return p.Query == q }
+		}
+		var out []int
+		for i := range s.Catalog.Products {
+			if keep(&s.Catalog.Products[i]) {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	docs := s.Index.Search(query, k)
+	for i, d := range docs {
+		docs[i] = int(s.docProduct[d])
+	}
+	return docs
 }
 
 // SplitGoals returns the goals of a split ("test", "dev", "train", "all").

@@ -189,7 +189,7 @@ func EvaluateQueries(shop *env.Shop, goals []env.Goal, q models.QueryProposer) Q
 	}
 	var t10, t50 int
 	for _, g := range goals {
-		res := shop.Index.Search(q.Queries(g.Instruction)[0], 50)
+		res := shop.Search(q.Queries(g.Instruction)[0], env.SearchReturnN, nil)
 		for r, d := range res {
 			if shop.Catalog.Products[d].ASIN == g.ASIN {
 				if r < 10 {

@@ -163,7 +163,7 @@ func play(e *env.Env, goal env.Goal, in io.Reader, out io.Writer) error {
 		}
 		next, r, done, info := e.Step(action)
 		if !info.Valid {
-			fmt.Fprintf(out, "(%q did nothing on this page)\n", action)
+			fmt.Fprintf(out, "(%q did nothing: %s)\n", action, info.Reason)
 		}
 		obs = next
 		if done {
@@ -185,6 +185,7 @@ type stepLine struct {
 	Step             int             `json:"step"`
 	Action           string          `json:"action,omitempty"`
 	Valid            *bool           `json:"valid,omitempty"`
+	Reason           string          `json:"reason,omitempty"`
 	Page             env.PageKind    `json:"page"`
 	Text             string          `json:"text"`
 	AvailableActions []string        `json:"available_actions"`
@@ -206,7 +207,9 @@ func newEnvStepCmd() *cobra.Command {
 		Short: "Run scripted actions on a goal, printing one JSON line per observation",
 		Long: `Resets the goal, then applies each --action in order. Prints the first
 observation and one JSON line after each action: page, text, available actions,
-reward, done, and the reward components when done.`,
+reward, done, and the reward components when done. An action that does nothing
+(WebShop ignores it) is printed with the reason and ends the command with an
+error (exit status 1).`,
 		Example: `  shopagent env step --goal 0 --obs text --action 'search[red lipstick]' --action 'click[b0abc12345]'`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -232,13 +235,16 @@ reward, done, and the reward components when done.`,
 			for _, a := range actions {
 				obs, r, done, info := e.Step(a)
 				valid := info.Valid
-				line := stepLine{Step: info.Steps, Action: a, Valid: &valid, Page: obs.Page, Text: obs.Text,
+				line := stepLine{Step: info.Steps, Action: a, Valid: &valid, Reason: info.Reason, Page: obs.Page, Text: obs.Text,
 					AvailableActions: obs.Actions(), Reward: r, Done: done, Truncated: info.Truncated, Purchase: info.Purchase}
 				if info.Purchase != nil {
 					line.Components = &info.Purchase.Reward
 				}
 				if err := enc.Encode(line); err != nil {
 					return err
+				}
+				if !valid {
+					return fmt.Errorf("action %d %q did nothing: %s", info.Steps, a, info.Reason)
 				}
 				if done {
 					break

@@ -66,9 +66,9 @@ func TestEnvStepJSONLines(t *testing.T) {
 	}
 	query := "search[" + g0.Goal.Instruction + "]"
 	out, err = run(t, "", "env", "step", "--data", dir, "--goal", "2", "--obs", "text", "--show-goal",
-		"--action", query, "--action", "click[nope]")
-	if err != nil {
-		t.Fatal(err)
+		"--action", query, "--action", "click[nope]", "--action", "click[back to search]")
+	if err == nil || !strings.Contains(err.Error(), `"click[nope]" did nothing`) || !strings.Contains(err.Error(), "not clickable on the results page") {
+		t.Fatalf("an invalid action must end env step with an error that says why; got %v", err)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 3 {
@@ -86,8 +86,8 @@ func TestEnvStepJSONLines(t *testing.T) {
 	if second.Page != "results" || second.Valid == nil || !*second.Valid || len(second.AvailableActions) < 2 {
 		t.Errorf("second line: %+v", second)
 	}
-	if third.Valid == nil || *third.Valid || third.Page != "results" {
-		t.Errorf("an unknown click must be a no-op: %+v", third)
+	if third.Valid == nil || *third.Valid || third.Page != "results" || !strings.Contains(third.Reason, "not clickable") {
+		t.Errorf("an unknown click must be a no-op with a reason: %+v", third)
 	}
 	// A full purchase ends with the reward components.
 	var asin string

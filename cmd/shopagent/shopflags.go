@@ -85,6 +85,9 @@ func (f *shopFlags) open() (*env.Shop, error) {
 		len(shop.Catalog.Products), len(shop.Goals),
 		shop.Splits.Test[1]-shop.Splits.Test[0], shop.Splits.Dev[1]-shop.Splits.Dev[0], shop.Splits.Train[1]-shop.Splits.Train[0],
 		dir, time.Since(t).Round(time.Millisecond))
+	if shop.Splits.Note != "" {
+		fmt.Fprintf(os.Stderr, "note: %s\n", shop.Splits.Note)
+	}
 	return shop, nil
 }
 

@@ -118,7 +118,7 @@ func (r *Random) Random() float64 {
 func (r *Random) GetRandBits(k int) uint64 {
 	switch {
 	case k < 0 || k > 64:
-		panic("env: Random.GetRandBits: k out of range [0, 64]")
+		panic("pyport: Random.GetRandBits: k out of range [0, 64]")
 	case k == 0:
 		return 0
 	case k <= 32:
@@ -134,7 +134,7 @@ func (r *Random) GetRandBits(k int) uint64 {
 // panics if n <= 0.
 func (r *Random) RandBelow(n int) int {
 	if n <= 0 {
-		panic("env: Random.RandBelow: n must be positive")
+		panic("pyport: Random.RandBelow: n must be positive")
 	}
 	k := bits.Len(uint(n))
 	for {
@@ -161,7 +161,7 @@ func (r *Random) Shuffle(n int, swap func(i, j int)) {
 // below 3*10**14.) It panics unless 0 <= k <= n.
 func (r *Random) Sample(n, k int) []int {
 	if k < 0 || k > n {
-		panic("env: Random.Sample: sample larger than population or is negative")
+		panic("pyport: Random.Sample: sample larger than population or is negative")
 	}
 	result := make([]int, k)
 	setsize := 21
@@ -212,7 +212,7 @@ func (r *Random) Uniform(a, b float64) float64 {
 // IndexError for an empty sequence).
 func (r *Random) Choice(n int) int {
 	if n <= 0 {
-		panic("env: Random.Choice: cannot choose from an empty sequence")
+		panic("pyport: Random.Choice: cannot choose from an empty sequence")
 	}
 	return r.RandBelow(n)
 }
@@ -222,7 +222,7 @@ func (r *Random) Choice(n int) int {
 func (r *Random) RandInt(a, b int) int {
 	width := b - a + 1
 	if b < a || width <= 0 {
-		panic("env: Random.RandInt: empty or too large range")
+		panic("pyport: Random.RandInt: empty or too large range")
 	}
 	return a + r.RandBelow(width)
 }
