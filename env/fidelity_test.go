@@ -170,8 +170,12 @@ func TestInvalidActionReasons(t *testing.T) {
 		"search[  ]":       "",
 		"click[back to x]": "not clickable",
 	} {
+		e.Reset(shop.Goals[0])
 		_, _, _, info := e.Step(a)
 		if want == "" {
+			if !info.Valid {
+				t.Errorf("%q: WebShop searches for any non-empty text; got invalid: %s", a, info.Reason)
+			}
 			continue
 		}
 		if info.Valid || !strings.Contains(info.Reason, want) {

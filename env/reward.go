@@ -3,15 +3,13 @@ package env
 import (
 	_ "embed"
 	"shopagent/env/pyport"
+	"shopagent/env/webshopdata"
 	"strings"
 	"sync"
 	"unicode"
 
 	"github.com/jdkato/prose/v2"
 )
-
-//go:embed data/colors.txt
-var colorsTxt string
 
 // RewardInfo holds the components of WebShop's reward for one purchase.
 type RewardInfo struct {
@@ -46,12 +44,9 @@ type Scorer struct {
 
 // NewScorer returns a Scorer with WebShop's colour list.
 func NewScorer() *Scorer {
-	s := &Scorer{colorSet: map[string]bool{}}
-	for _, line := range strings.Split(colorsTxt, "\n") {
-		if c := strings.TrimSpace(line); c != "" {
-			s.colors = append(s.colors, c)
-			s.colorSet[c] = true
-		}
+	s := &Scorer{colors: webshopdata.Colors(), colorSet: map[string]bool{}}
+	for _, c := range s.colors {
+		s.colorSet[c] = true
 	}
 	return s
 }
