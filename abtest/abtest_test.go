@@ -13,6 +13,7 @@ import (
 
 	"shopagent/bandit"
 	"shopagent/env"
+	"shopagent/env/shopgen"
 	"shopagent/train"
 )
 
@@ -32,9 +33,9 @@ func smallShop(t *testing.T) *env.Shop {
 			return
 		}
 		defer os.RemoveAll(dir)
-		cfg := env.DefaultGenConfig()
-		cfg.Products, cfg.Seed = 200, 5
-		if testShop.err = env.Generate(cfg, dir); testShop.err != nil {
+		cfg := shopgen.DefaultConfig()
+		cfg.Goals, cfg.Seed = shopgen.SampleGoals(20, 20, 60), 5
+		if testShop.err = shopgen.Generate(cfg, dir, nil); testShop.err != nil {
 			return
 		}
 		testShop.shop, testShop.err = env.OpenShop(dir, env.ShopOptions{Seed: 1})

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"shopagent/env"
+	"shopagent/env/shopgen"
 )
 
 // testShop is the built-in 300-product shop (DefaultGenConfig, seed 1),
@@ -28,9 +29,9 @@ func testShop(t *testing.T) *env.Shop {
 			return
 		}
 		testShopOnce.dir = dir
-		cfg := env.DefaultGenConfig()
-		cfg.Products = 300
-		if err := env.Generate(cfg, dir); err != nil {
+		cfg := shopgen.DefaultConfig()
+		cfg.Goals = shopgen.SampleGoals(30, 30, 90)
+		if err := shopgen.Generate(cfg, dir, nil); err != nil {
 			testShopOnce.err = err
 			return
 		}

@@ -71,6 +71,8 @@ type LoadOptions struct {
 	AttributesPath string
 	// HumanInsPath is an items_human_ins.json file (optional).
 	HumanInsPath string
+	// GoalsPath is a goals.json file (optional; the built-in shop writes one).
+	GoalsPath string
 	// Limit keeps only the first Limit records of the products file (0 = all),
 	// like WebShop's num_products.
 	Limit int
@@ -80,8 +82,8 @@ type LoadOptions struct {
 }
 
 // FindDataFiles fills the file paths of LoadOptions from a data directory:
-// items_shuffle.json (or another items_shuffle*.json), items_ins_v2*.json and
-// items_human_ins.json.
+// items_shuffle.json (or another items_shuffle*.json), items_ins_v2*.json,
+// items_human_ins.json and goals.json.
 func FindDataFiles(dir string) (LoadOptions, error) {
 	var o LoadOptions
 	pick := func(exact, pattern string) (string, error) {
@@ -110,6 +112,9 @@ func FindDataFiles(dir string) (LoadOptions, error) {
 		return o, err
 	}
 	if o.HumanInsPath, err = pick(HumanInsFile, "items_human_ins*.json"); err != nil {
+		return o, err
+	}
+	if o.GoalsPath, err = pick(GoalsFile, GoalsFile); err != nil {
 		return o, err
 	}
 	return o, nil

@@ -1,28 +1,32 @@
-package env
+package env_test
 
 import (
 	"sync"
 	"testing"
+
+	"shopagent/env"
+	"shopagent/env/shopgen"
 )
 
 var benchShopOnce struct {
 	sync.Once
-	shop *Shop
+	shop *env.Shop
 	err  error
 }
 
-// benchShop generates and opens a 1,000-product built-in shop once per run.
-func benchShop(b *testing.B) *Shop {
+// benchShop generates and opens the built-in shop's first 100 goals (1,000
+// products) once per run.
+func benchShop(b *testing.B) *env.Shop {
 	b.Helper()
 	benchShopOnce.Do(func() {
 		dir := b.TempDir()
-		cfg := DefaultGenConfig()
-		cfg.Products = 1000
-		if err := Generate(cfg, dir); err != nil {
+		cfg := shopgen.DefaultConfig()
+		cfg.Goals = "100"
+		if err := shopgen.Generate(cfg, dir, nil); err != nil {
 			benchShopOnce.err = err
 			return
 		}
-		benchShopOnce.shop, benchShopOnce.err = OpenShop(dir, ShopOptions{})
+		benchShopOnce.shop, benchShopOnce.err = env.OpenShop(dir, env.ShopOptions{})
 	})
 	if benchShopOnce.err != nil {
 		b.Fatal(benchShopOnce.err)
@@ -34,11 +38,11 @@ func benchShop(b *testing.B) *Shop {
 // agent on 1,000 products (run with -cpu 1 for the one-core figure). Each
 // b.N is one step; episodes end at "buy now" or after 100 steps.
 func BenchmarkEnvStepRandomWalk(b *testing.B) {
-	for _, mode := range []ObsMode{ObsText, ObsTextRich} {
+	for _, mode := range []env.ObsMode{env.ObsText, env.ObsTextRich} {
 		b.Run(string(mode), func(b *testing.B) {
 			shop := benchShop(b)
-			e := shop.NewEnv(Config{Mode: mode, MaxSteps: 100})
-			a := NewRandomAgent(1, 0.05)
+			e := shop.NewEnv(env.Config{Mode: mode, MaxSteps: 100})
+			a := env.NewRandomAgent(1, 0.05)
 			gi := 0
 			obs := e.Reset(shop.Goals[gi])
 			b.ReportAllocs()
@@ -60,10 +64,10 @@ func BenchmarkEnvStepRandomWalk(b *testing.B) {
 // with the reward) on 1,000 products.
 func BenchmarkRuleEpisode(b *testing.B) {
 	shop := benchShop(b)
-	e := shop.NewEnv(Config{MaxSteps: 100})
+	e := shop.NewEnv(env.Config{MaxSteps: 100})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		RunEpisode(e, shop.Goals[i%len(shop.Goals)], RuleAgent{}, false)
+		env.RunEpisode(e, shop.Goals[i%len(shop.Goals)], env.RuleAgent{}, false)
 	}
 }

@@ -25,12 +25,15 @@ type Shop struct {
 // GoalSource selects which goals a shop uses.
 type GoalSource string
 
-// Goal sources: human instructions (items_human_ins.json), synthetic ones
-// (items_ins_v2 instructions with every option combination), or auto (human
-// when the file has any, else synthetic).
+// Goal sources: human instructions (items_human_ins.json, WebShop's
+// get_human_goals), synthetic ones (items_ins_v2 instructions with every
+// option combination), the goal list of goals.json (the built-in shop's, in
+// WebShop's order with its splits), or auto (goals.json when the data
+// directory has one, else human when the files have any, else synthetic).
 const (
 	GoalsHuman     GoalSource = "human"
 	GoalsSynthetic GoalSource = "synthetic"
+	GoalsFromFile  GoalSource = "file"
 	GoalsAuto      GoalSource = "auto"
 )
 
@@ -64,6 +67,18 @@ func OpenShopFiles(lo LoadOptions, src GoalSource) (*Shop, error) {
 	if err != nil {
 		return nil, err
 	}
+	if src == GoalsFromFile || ((src == GoalsAuto || src == "") && lo.GoalsPath != "") {
+		if lo.GoalsPath == "" {
+			return nil, fmt.Errorf("goal source %q: no %s in the data directory", src, GoalsFile)
+		}
+		goals, splits, err := ReadGoalsFile(lo.GoalsPath, c)
+		if err != nil {
+			return nil, err
+		}
+		shop := NewShop(c, goals)
+		shop.Splits = splits
+		return shop, nil
+	}
 	var goals []Goal
 	switch src {
 	case GoalsHuman:
@@ -76,7 +91,7 @@ func OpenShopFiles(lo LoadOptions, src GoalSource) (*Shop, error) {
 			goals = SyntheticGoals(c, rng)
 		}
 	default:
-		return nil, fmt.Errorf("unknown goal source %q (want human, synthetic or auto)", src)
+		return nil, fmt.Errorf("unknown goal source %q (want auto, file, human or synthetic)", src)
 	}
 	ShuffleGoals(goals)
 	shop := NewShop(c, goals)

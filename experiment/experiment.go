@@ -46,11 +46,13 @@ var AllMethods = []string{MethodRule, MethodIL, MethodPG, MethodPPO, MethodDPO, 
 type Config struct {
 	// Out is the output directory (required).
 	Out string
-	// Data is a WebShop data directory; empty generates the built-in shop with Products
-	// products and generator seed GenSeed into Out/shop.
-	Data     string
-	Products int
-	GenSeed  int64
+	// Data is a WebShop data directory; empty generates the built-in shop with the
+	// WebShop goals ShopGoals (N, all or ranges; empty: the default), Products
+	// products (0: the default per goal) and generator seed GenSeed into Out/shop.
+	Data      string
+	ShopGoals string
+	Products  int
+	GenSeed   int64
 	// Methods to compare (default AllMethods).
 	Methods []string
 	// Seeds is the number of training seeds (1..Seeds) per method.
@@ -366,7 +368,10 @@ func Run(ctx context.Context, cfg Config, run Runner) (*Results, error) {
 	data := cfg.Data
 	if data == "" {
 		data = x.path("shop")
-		args := []string{"env", "generate", "--out", data}
+		args := []string{"env", "generate", "--out", data, "--quiet"}
+		if cfg.ShopGoals != "" {
+			args = append(args, "--goals", cfg.ShopGoals)
+		}
 		if cfg.Products > 0 {
 			args = append(args, "--products", strconv.Itoa(cfg.Products))
 		}

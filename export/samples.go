@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"shopagent/env"
+	"shopagent/env/shopgen"
 	"shopagent/features"
 )
 
@@ -15,11 +16,12 @@ type Sample struct {
 	Clickables []string
 }
 
-// sampleProducts is the size of the built-in shop the samples come from.
-const sampleProducts = 100
+// sampleGoals is the number of goals (ten products each) of the built-in shop
+// the samples come from.
+const sampleGoals = 10
 
-// SampleObservations plays a few goals of a freshly generated built-in shop (100
-// products, seed 1) in the given observation mode and returns the observations an agent
+// SampleObservations plays a few goals of a freshly generated built-in shop (10
+// WebShop test goals, 100 products, seed 1) in the given observation mode and returns the observations an agent
 // meets: a results page (first and second page), an item page, the item page after an
 // option was chosen, and a description page, for each of goals goals. Their states and
 // action lists have different lengths.
@@ -29,9 +31,9 @@ func SampleObservations(mode env.ObsMode, goals int) ([]Sample, error) {
 		return nil, fmt.Errorf("export: sample shop: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	cfg := env.DefaultGenConfig()
-	cfg.Products = sampleProducts
-	if err := env.Generate(cfg, dir); err != nil {
+	cfg := shopgen.DefaultConfig()
+	cfg.Goals = shopgen.SampleGoals(sampleGoals, 0, 0)
+	if err := shopgen.Generate(cfg, dir, nil); err != nil {
 		return nil, fmt.Errorf("export: sample shop: %w", err)
 	}
 	shop, err := env.OpenShop(dir, env.ShopOptions{Seed: 1})

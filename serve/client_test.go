@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"shopagent/env"
+	"shopagent/env/shopgen"
 )
 
 var driveShop struct {
@@ -30,9 +31,9 @@ func smallShop(t *testing.T) *env.Shop {
 			return
 		}
 		defer os.RemoveAll(dir)
-		cfg := env.DefaultGenConfig()
-		cfg.Products, cfg.Seed = 200, 5
-		if driveShop.err = env.Generate(cfg, dir); driveShop.err != nil {
+		cfg := shopgen.DefaultConfig()
+		cfg.Goals, cfg.Seed = shopgen.SampleGoals(20, 20, 60), 5
+		if driveShop.err = shopgen.Generate(cfg, dir, nil); driveShop.err != nil {
 			return
 		}
 		driveShop.shop, driveShop.err = env.OpenShop(dir, env.ShopOptions{Seed: 1})

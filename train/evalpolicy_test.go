@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"shopagent/env"
+	"shopagent/env/shopgen"
 	"shopagent/models"
 )
 
@@ -26,9 +27,9 @@ func smallShop(t *testing.T) *env.Shop {
 			return
 		}
 		defer os.RemoveAll(dir)
-		cfg := env.DefaultGenConfig()
-		cfg.Products, cfg.Seed = 200, 4
-		if err := env.Generate(cfg, dir); err != nil {
+		cfg := shopgen.DefaultConfig()
+		cfg.Goals, cfg.Seed = shopgen.SampleGoals(20, 20, 60), 4
+		if err := shopgen.Generate(cfg, dir, nil); err != nil {
 			smallShopOnce.err = err
 			return
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"shopagent/env"
+	"shopagent/env/shopgen"
 )
 
 // testDir holds the generated shop of the test binary (set by TestMain).
@@ -36,9 +37,9 @@ var testShop = sync.OnceValues(func() (*env.Shop, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	cfg := env.DefaultGenConfig()
-	cfg.Products = 300
-	if err := env.Generate(cfg, dir); err != nil {
+	cfg := shopgen.DefaultConfig()
+	cfg.Goals = shopgen.SampleGoals(30, 30, 90)
+	if err := shopgen.Generate(cfg, dir, nil); err != nil {
 		return nil, err
 	}
 	return env.OpenShop(dir, env.ShopOptions{Seed: 1})

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"shopagent/datasets"
-	"shopagent/env"
+	"shopagent/env/shopgen"
 )
 
 func runDatasets(t *testing.T, args ...string) (string, error) {
@@ -30,9 +30,9 @@ func runDatasets(t *testing.T, args ...string) (string, error) {
 func fixtureShopDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := env.DefaultGenConfig()
-	cfg.Products = 300
-	if err := env.Generate(cfg, dir); err != nil {
+	cfg := shopgen.DefaultConfig()
+	cfg.Goals = shopgen.SampleGoals(30, 30, 90)
+	if err := shopgen.Generate(cfg, dir, nil); err != nil {
 		t.Fatal(err)
 	}
 	return dir

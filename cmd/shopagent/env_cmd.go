@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"shopagent/env"
+	"shopagent/env/shopgen"
 )
 
 func newEnvCmd() *cobra.Command {
@@ -25,45 +26,85 @@ func newEnvCmd() *cobra.Command {
 }
 
 func newEnvGenerateCmd() *cobra.Command {
-	cfg := env.DefaultGenConfig()
+	cfg := shopgen.DefaultConfig()
 	var out string
+	var quiet bool
 	cmd := &cobra.Command{
-		Use:   "generate --products N --seed S --out DIR",
-		Short: "Generate a built-in shop in WebShop's three file formats",
-		Long: `Writes items_shuffle.json, items_ins_v2.json and items_human_ins.json into
---out, deterministically for a seed, from 100 to 1,181,436 products.`,
+		Use:   "generate --out DIR [--goals 2500|all|RANGES] [--products N] [--seed S]",
+		Short: "Generate the built-in shop: WebShop's human instructions with products built backwards",
+		Long: `Writes items_shuffle.json, items_ins_v2.json, items_human_ins.json (WebShop's
+formats) and goals.json into --out. The goals are WebShop's 12,087 human
+instructions in WebShop's goal order (--goals selects them: the first N, all, or
+index ranges such as 0-49,500-549,1500-1699); the splits are WebShop's (test =
+goal indices 0-499, dev = 500-1499, train = the rest). Each goal gets
+--products/goals products (--per-goal when --products is 0): a target built
+from the instruction, near-duplicate siblings, distractors of another kind and
+fillers of the same sub-category. The output is byte-identical for the same flags.
+See docs/ENV.md for the calibration of the knobs.`,
+		Example: `  shopagent env generate --out shop                 # the default: 2,500 goals, 25,000 products
+  shopagent env generate --goals all --out shop-full  # 12,087 goals, 120,870 products`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return fmt.Errorf("--out is required")
 			}
-			if err := os.MkdirAll(out, 0o755); err != nil {
-				return err
-			}
 			t := time.Now()
-			if err := env.Generate(cfg, out); err != nil {
+			var progress func(done, total int)
+			var bar *episodeProgress
+			if !quiet {
+				progress = func(done, total int) {
+					if bar == nil {
+						bar = newCountBar(total, "generate", "goals")
+					}
+					_ = bar.Set(done)
+				}
+			}
+			err := shopgen.Generate(cfg, out, progress)
+			if bar != nil {
+				_ = bar.Finish()
+			}
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %d products to %s in %s\n", cfg.Products, out, time.Since(t).Round(time.Millisecond))
+			shop, err := env.OpenShop(out, env.ShopOptions{})
+			if err != nil {
+				return fmt.Errorf("reading back the generated shop: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %d products and %d goals (test %d, dev %d, train %d) to %s in %s\n",
+				len(shop.Catalog.Products), len(shop.Goals), span(shop.Splits.Test), span(shop.Splits.Dev), span(shop.Splits.Train),
+				out, time.Since(t).Round(time.Millisecond))
 			return nil
 		},
 	}
-	cmd.Flags().IntVar(&cfg.Products, "products", cfg.Products, "number of products (100 to 1,181,436)")
-	cmd.Flags().Int64Var(&cfg.Seed, "seed", cfg.Seed, "generator seed")
-	cmd.Flags().StringVar(&out, "out", "", "output directory")
 	f := cmd.Flags()
-	f.Float64Var(&cfg.FamilyRate, "family-rate", cfg.FamilyRate, "probability that a product family gets near-duplicate siblings")
-	f.IntVar(&cfg.MaxFamilySize, "max-family-size", cfg.MaxFamilySize, "largest family (base product plus siblings)")
-	f.IntVar(&cfg.MaxOptionGroups, "max-option-groups", cfg.MaxOptionGroups, "most option groups per product (0..3)")
-	f.IntVar(&cfg.MaxOptionValues, "max-option-values", cfg.MaxOptionValues, "most values per option group")
-	f.Float64Var(&cfg.HumanInsRate, "human-ins-rate", cfg.HumanInsRate, "fraction of products with human instructions")
-	f.IntVar(&cfg.MaxHumanIns, "max-human-ins", cfg.MaxHumanIns, "most human instructions per product")
-	f.Float64Var(&cfg.SyntheticInsRate, "synthetic-ins-rate", cfg.SyntheticInsRate, "fraction of products with a synthetic (items_ins_v2) instruction")
-	f.Float64Var(&cfg.PriceRangeRate, "price-range-rate", cfg.PriceRangeRate, "fraction of products priced as a range")
-	f.Float64Var(&cfg.NoPriceRate, "no-price-rate", cfg.NoPriceRate, "fraction of products without pricing ($100.0)")
-	f.Float64Var(&cfg.ImageRate, "image-rate", cfg.ImageRate, "fraction of products with an image URL")
+	f.StringVar(&out, "out", "", "output directory")
+	f.StringVar(&cfg.Goals, "goals", cfg.Goals, "WebShop goals to use: N (the first N), all, or index ranges like 0-49,500-549")
+	f.IntVar(&cfg.Products, "products", cfg.Products, "catalogue size (0: --per-goal per goal; at most 1,181,436)")
+	f.IntVar(&cfg.ProductsPerGoal, "per-goal", cfg.ProductsPerGoal, "products per goal when --products is 0")
+	f.Int64Var(&cfg.Seed, "seed", cfg.Seed, "generator seed")
+	f.BoolVar(&quiet, "quiet", false, "no progress line")
+	f.Float64Var(&cfg.Siblings, "siblings", cfg.Siblings, "mean near-duplicate siblings of the target per goal")
+	f.Float64Var(&cfg.DuplicateShare, "duplicate-share", cfg.DuplicateShare, "share of siblings that satisfy the goal too")
+	f.Float64Var(&cfg.Distractors, "distractors", cfg.Distractors, "mean distractors (another kind of product named after the goal's) per goal")
+	f.Float64Var(&cfg.FillerType, "filler-type", cfg.FillerType, "probability that a filler is named with the goal's product type")
+	f.Float64Var(&cfg.FillerKeywords, "filler-keywords", cfg.FillerKeywords, "probability that a filler repeats each other instruction word")
+	f.Float64Var(&cfg.FillerAttributes, "filler-attributes", cfg.FillerAttributes, "probability that a filler has each goal attribute")
+	f.Float64Var(&cfg.FillerNearAttributes, "filler-near-attributes", cfg.FillerNearAttributes, "probability that a filler has an attribute sharing a word with a goal attribute it lacks")
+	f.Float64Var(&cfg.AttrOnlyMined, "attr-only-mined", cfg.AttrOnlyMined, "probability that a target's goal attribute is in its mined attributes only")
+	f.Float64Var(&cfg.AttrUnsearchable, "attr-unsearchable", cfg.AttrUnsearchable, "probability that it is written only in later bullet points (not searchable)")
+	f.Float64Var(&cfg.NoAttributesRate, "no-attributes-rate", cfg.NoAttributesRate, "share of non-target products without mined attributes")
+	f.Float64Var(&cfg.NoPriceFashion, "no-price-fashion", cfg.NoPriceFashion, "share of fashion products without pricing ($100.0)")
+	f.Float64Var(&cfg.NoPriceOther, "no-price-other", cfg.NoPriceOther, "share of other products without pricing")
+	f.Float64Var(&cfg.TargetNoPrice, "target-no-price", cfg.TargetNoPrice, "share of targets without pricing")
+	f.Float64Var(&cfg.PriceRangeRate, "price-range-rate", cfg.PriceRangeRate, "share of priced products priced as a range")
+	f.Float64Var(&cfg.EmptyDescRate, "empty-desc-rate", cfg.EmptyDescRate, "share of products with an empty description")
+	f.Float64Var(&cfg.NoisyQueryRate, "noisy-query-rate", cfg.NoisyQueryRate, "share of products whose query field is another sub-category's")
+	f.Float64Var(&cfg.SyntheticInsRate, "synthetic-ins-rate", cfg.SyntheticInsRate, "share of products (2+ attributes) with a synthetic instruction")
 	return cmd
 }
+
+// span is the length of a [start, end) range.
+func span(r [2]int) int { return r[1] - r[0] }
 
 // goalFlags pick one goal of a shop.
 type goalFlags struct {

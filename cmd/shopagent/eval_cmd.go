@@ -122,12 +122,15 @@ each action's log-probability and the state's value).`,
 
 // newEvalBar shows the progress of n episodes on stderr: a progress bar with rate and
 // ETA on a terminal, else (logs, CI) a log line every 10% of the episodes.
-func newEvalBar(n int, desc string) *episodeProgress {
-	p := &episodeProgress{n: n, desc: desc, start: time.Now()}
+func newEvalBar(n int, desc string) *episodeProgress { return newCountBar(n, desc, "episodes") }
+
+// newCountBar is newEvalBar for other things than episodes (unit names them).
+func newCountBar(n int, desc, unit string) *episodeProgress {
+	p := &episodeProgress{n: n, desc: desc, unit: unit, start: time.Now()}
 	if term.IsTerminal(int(os.Stderr.Fd())) {
 		p.bar = progressbar.NewOptions(n, progressbar.OptionSetWriter(os.Stderr),
 			progressbar.OptionSetDescription(desc), progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(), progressbar.OptionSetItsString("episodes"),
+			progressbar.OptionShowIts(), progressbar.OptionSetItsString(unit),
 			progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish(),
 			progressbar.OptionThrottle(200*time.Millisecond))
 	}
@@ -141,6 +144,7 @@ type episodeProgress struct {
 	n     int
 	done  int
 	desc  string
+	unit  string
 	start time.Time
 }
 
@@ -157,7 +161,7 @@ func (p *episodeProgress) Add(k int) error {
 		el := time.Since(p.start)
 		rate := float64(p.done) / el.Seconds()
 		eta := time.Duration(float64(p.n-p.done) / rate * float64(time.Second))
-		fmt.Fprintf(os.Stderr, "%s: %d/%d episodes, %.1f episodes/s, eta %s\n", p.desc, p.done, p.n, rate, eta.Round(time.Second))
+		fmt.Fprintf(os.Stderr, "%s: %d/%d %s, %.1f %s/s, eta %s\n", p.desc, p.done, p.n, p.unit, rate, p.unit, eta.Round(time.Second))
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"shopagent/env"
+	"shopagent/env/shopgen"
 	"shopagent/experiment"
 	"shopagent/features"
 	"shopagent/models"
@@ -38,7 +38,7 @@ func cliRunner(ctx context.Context, out io.Writer, args []string) error {
 func newExperimentPaperCmd() *cobra.Command {
 	var cfg experiment.Config
 	var methods, counts, pretrainArgs, ilArgs, rlArgs, evalArgs string
-	gen := env.DefaultGenConfig()
+	gen := shopgen.DefaultConfig()
 	cmd := &cobra.Command{
 		Use:   "paper --out DIR [--methods rule,il,pg,ppo,dpo,dpo-gen] [--seeds 3] [--budget 2m]",
 		Short: "Reproduce the paper's comparison: rule, IL, IL+PG, IL+PPO, IL+DPO (demos and generated)",
@@ -71,7 +71,7 @@ build is reported as skipped.`,
 			if cfg.DemoCounts, err = experiment.ParseCounts(counts); err != nil {
 				return fmt.Errorf("--demo-counts: %w", err)
 			}
-			cfg.Products, cfg.GenSeed = gen.Products, gen.Seed
+			cfg.ShopGoals, cfg.Products, cfg.GenSeed = gen.Goals, gen.Products, gen.Seed
 			cfg.PretrainArgs, cfg.ILArgs = strings.Fields(pretrainArgs), strings.Fields(ilArgs)
 			cfg.RLArgs, cfg.EvalArgs = strings.Fields(rlArgs), strings.Fields(evalArgs)
 			cfg.Log = cmd.ErrOrStderr()
@@ -97,7 +97,8 @@ build is reported as skipped.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Out, "out", "", "output directory (required; a rerun with the same directory resumes)")
 	f.StringVar(&cfg.Data, "data", "", "WebShop data directory (empty: generate the built-in shop into OUT/shop)")
-	f.IntVar(&gen.Products, "products", gen.Products, "products of the built-in shop")
+	f.StringVar(&gen.Goals, "shop-goals", gen.Goals, "WebShop goals of the built-in shop: N, all or index ranges")
+	f.IntVar(&gen.Products, "products", gen.Products, "products of the built-in shop (0: 10 per goal)")
 	f.Int64Var(&gen.Seed, "gen-seed", gen.Seed, "generator seed of the built-in shop")
 	f.StringVar(&methods, "methods", strings.Join(experiment.AllMethods, ","), "methods to compare: "+strings.Join(experiment.AllMethods, ", "))
 	f.IntVar(&cfg.Seeds, "seeds", 3, "training seeds per method")

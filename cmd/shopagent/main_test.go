@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"shopagent/env/shopgen"
 	"strings"
 	"sync"
 	"testing"
@@ -30,7 +31,8 @@ var shopDirOnce struct {
 	dir string
 }
 
-// testShopDir generates a 300-product shop once for the package's tests.
+// testShopDir generates a small built-in shop (30 test, 30 dev and 90 train
+// goals of WebShop, generator seed 3) once for the package's tests.
 func testShopDir(t *testing.T) string {
 	t.Helper()
 	shopDirOnce.Do(func() {
@@ -38,7 +40,7 @@ func testShopDir(t *testing.T) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := run(t, "", "env", "generate", "--products", "300", "--seed", "3", "--out", dir); err != nil {
+		if _, err := run(t, "", "env", "generate", "--goals", shopgen.SampleGoals(30, 30, 90), "--seed", "3", "--quiet", "--out", dir); err != nil {
 			t.Fatal(err)
 		}
 		shopDirOnce.dir = dir

@@ -24,16 +24,7 @@ import (
 // shop's goal source is --goal-source).
 
 // registerRLShopFlags registers the shop flags of shopFlags under the RL commands' names.
-func registerRLShopFlags(cmd *cobra.Command, f *shopFlags) {
-	d := env.DefaultGenConfig()
-	fl := cmd.Flags()
-	fl.StringVar(&f.data, "data", "", "WebShop data directory (items_shuffle*.json, items_ins_v2*.json, items_human_ins.json); empty = the built-in generated shop")
-	fl.IntVar(&f.products, "products", d.Products, "products in the built-in shop (when --data is empty)")
-	fl.Int64Var(&f.genSeed, "gen-seed", d.Seed, "generator seed of the built-in shop (when --data is empty)")
-	fl.Uint64Var(&f.seed, "shop-seed", 0, "seed of the shop's price-range draws and price caps (the shop's --seed elsewhere)")
-	fl.IntVar(&f.limit, "limit", 0, "keep only the first N product records (0 = all)")
-	fl.StringVar(&f.goals, "goal-source", "auto", "goal source: human, synthetic or auto (the shop's --goals elsewhere)")
-}
+func registerRLShopFlags(cmd *cobra.Command, f *shopFlags) { f.registerAs(cmd, "shop-seed") }
 
 // rlFlags are the flags shared by pg, ppo and dpo.
 type rlFlags struct {

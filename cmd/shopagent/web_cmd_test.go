@@ -6,12 +6,11 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"shopagent/env/shopgen"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"shopagent/env"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
@@ -36,9 +35,9 @@ func (s *syncBuffer) String() string {
 // stops it by cancelling its context.
 func TestEnvWebCmd(t *testing.T) {
 	data := t.TempDir()
-	cfg := env.DefaultGenConfig()
-	cfg.Products = 100
-	if err := env.Generate(cfg, data); err != nil {
+	cfg := shopgen.DefaultConfig()
+	cfg.Goals = shopgen.SampleGoals(10, 10, 20)
+	if err := shopgen.Generate(cfg, data, nil); err != nil {
 		t.Fatal(err)
 	}
 	rec := t.TempDir()
