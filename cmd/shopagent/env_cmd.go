@@ -14,6 +14,7 @@ import (
 
 	"shopagent/env"
 	"shopagent/env/shopgen"
+	"shopagent/env/webshopdata"
 )
 
 func newEnvCmd() *cobra.Command {
@@ -21,7 +22,8 @@ func newEnvCmd() *cobra.Command {
 		Use:   "env",
 		Short: "The shop simulator: generate a shop, play it, step it, score purchases",
 	}
-	cmd.AddCommand(newEnvGenerateCmd(), newEnvPlayCmd(), newEnvStepCmd(), newEnvRewardCmd(), newEnvBenchCmd(), newEnvWebCmd())
+	cmd.AddCommand(newEnvGenerateCmd(), newEnvStatsCmd(), newEnvParseCmd(), newEnvPlayCmd(), newEnvStepCmd(), newEnvRewardCmd(),
+		newEnvBenchCmd(), newEnvWebCmd())
 	return cmd
 }
 
@@ -100,6 +102,112 @@ See docs/ENV.md for the calibration of the knobs.`,
 	f.Float64Var(&cfg.EmptyDescRate, "empty-desc-rate", cfg.EmptyDescRate, "share of products with an empty description")
 	f.Float64Var(&cfg.NoisyQueryRate, "noisy-query-rate", cfg.NoisyQueryRate, "share of products whose query field is another sub-category's")
 	f.Float64Var(&cfg.SyntheticInsRate, "synthetic-ins-rate", cfg.SyntheticInsRate, "share of products (2+ attributes) with a synthetic instruction")
+	return cmd
+}
+
+func newEnvStatsCmd() *cobra.Command {
+	var sf shopFlags
+	var split string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "stats [--data DIR] [--split test] [--json]",
+		Short: "Print how realistic a shop is, beside real WebShop's figures",
+		Long: `Computes, for any shop (the built-in one or WebShop's own files), the figures
+that compare it with real WebShop: where its instructions come from, title
+lengths, titles shared between products, products without mined attributes or
+prices, goals without options, how often searching the instruction puts the
+goal's product first or on the first page, and WebShop's rule agent (search the
+instruction, buy the first result) on --split. Real WebShop's figures stand
+beside them with their basis.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			shop, err := sf.open()
+			if err != nil {
+				return err
+			}
+			st, err := env.Stats(shop, split, 0)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
+					Shop    env.ShopStats                `json:"shop"`
+					WebShop map[string]env.WebShopFigure `json:"webshop"`
+				}{st, env.WebShopReference()})
+			}
+			printStats(cmd.OutOrStdout(), st)
+			return nil
+		},
+	}
+	sf.register(cmd)
+	cmd.Flags().StringVar(&split, "split", "test", "split for the search and rule-agent figures: test, dev, train or all")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	return cmd
+}
+
+// printStats writes the stats table with WebShop's figures beside.
+func printStats(w io.Writer, st env.ShopStats) {
+	ref := env.WebShopReference()
+	rows := []struct {
+		key, label, val string
+	}{
+		{"products", "products", fmt.Sprint(st.Products)},
+		{"goals", "goals", fmt.Sprint(st.Goals)},
+		{"human_instructions_pct", "instructions that are WebShop's human texts, %", fmt.Sprintf("%.1f", st.HumanInstructionsPct)},
+		{"words_per_instruction", "words per instruction", fmt.Sprintf("%.1f", st.WordsPerInstruction)},
+		{"distinct_words_per_1000", "distinct words per 1,000 instructions", fmt.Sprintf("%.0f", st.DistinctWordsPer1000)},
+		{"title_words_mean", "title words, mean (min to max)", fmt.Sprintf("%.1f (%d to %d)", st.TitleWordsMean, st.TitleWordsMin, st.TitleWordsMax)},
+		{"shared_title_pct", "products sharing an exact title, %", fmt.Sprintf("%.1f", st.SharedTitlePct)},
+		{"no_mined_attr_pct", "products without a mined attribute, %", fmt.Sprintf("%.1f", st.NoMinedAttrPct)},
+		{"mined_attrs_mean", "mined attributes per product", fmt.Sprintf("%.2f", st.MinedAttrsMean)},
+		{"no_price_pct", "products without pricing, %", fmt.Sprintf("%.1f", st.NoPricePct)},
+		{"empty_desc_pct", "products with an empty description, %", fmt.Sprintf("%.1f", st.EmptyDescPct)},
+		{"goals_without_options_pct", "goals without options, %", fmt.Sprintf("%.1f", st.NoOptionsPct)},
+		{"attributes_per_goal", "attributes / options per goal", fmt.Sprintf("%.2f / %.2f", st.AttrsPerGoal, st.OptionsPerGoal)},
+		{"target_rank1_pct", fmt.Sprintf("target first / in top 10, instruction as query (%s), %%", st.Split), fmt.Sprintf("%.1f / %.1f", st.TargetRank1Pct, st.TargetTop10Pct)},
+		{"rule_score", fmt.Sprintf("rule agent score (%s, %d goals)", st.Split, st.SplitGoals), fmt.Sprintf("%.1f", st.RuleScore)},
+		{"rule_success_pct", "rule agent success, %", fmt.Sprintf("%.1f", st.RuleSuccessPct)},
+		{"rule_right_type_pct", "rule agent buys the right type (r_type 1), %", fmt.Sprintf("%.1f", st.RuleRightTypePct)},
+	}
+	fmt.Fprintf(w, "| %s | this shop | real WebShop | basis |\n| --- | ---: | ---: | --- |\n", "figure")
+	for _, r := range rows {
+		f, ok := ref[r.key]
+		if !ok {
+			f = env.WebShopFigure{Value: "-", Basis: "not measured"}
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", r.label, r.val, f.Value, f.Basis)
+	}
+}
+
+func newEnvParseCmd() *cobra.Command {
+	var goal int
+	cmd := &cobra.Command{
+		Use:   "parse [INSTRUCTION] [--goal I]",
+		Short: "Show what the built-in shop's generator reads from an instruction",
+		Long: `Prints, as JSON, the product type, attributes (WebShop's mined phrases),
+option values and other words that the built-in shop's generator reads from an
+instruction: the text given, or WebShop's human instruction number --goal (its
+index in WebShop's goal order).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var ins string
+			switch {
+			case len(args) == 1:
+				ins = args[0]
+			case goal >= 0 && goal < webshopdata.NumHumanGoals:
+				ins = webshopdata.HumanGoals()[goal]
+			default:
+				return fmt.Errorf("give an instruction or --goal 0..%d", webshopdata.NumHumanGoals-1)
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			enc.SetEscapeHTML(false)
+			return enc.Encode(shopgen.Parse(ins))
+		},
+	}
+	cmd.Flags().IntVar(&goal, "goal", -1, "WebShop's human instruction of this goal index")
 	return cmd
 }
 
