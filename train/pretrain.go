@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -15,6 +16,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"shopagent/env"
+	"shopagent/env/webshopdata"
 	"shopagent/features"
 	"shopagent/models"
 )
@@ -89,56 +91,99 @@ func pageChrome() []string {
 // ReadExtraText reads extra pretraining text: a JSON file holding a list of strings (like
 // WebShop's human_goals.json) or an object whose string keys and values are used (like
 // goal_query_map.json), or a text file with one document per non-empty line.
-func ReadExtraText(path string) ([]string, error) {
+//
+// exclude (may be nil) drops instructions the agent is evaluated on: a string for which it
+// returns true is left out, and so are an object key's values (the human queries of a test
+// instruction in goal_query_map.json). It returns the documents and how many were left out.
+func ReadExtraText(path string, exclude func(string) bool) ([]string, int, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("train: extra text: %w", err)
+		return nil, 0, fmt.Errorf("train: extra text: %w", err)
+	}
+	if exclude == nil {
+		exclude = func(string) bool { return false }
+	}
+	var out []string
+	dropped := 0
+	add := func(s string) {
+		if s = strings.TrimSpace(s); s == "" {
+			return
+		}
+		if exclude(s) {
+			dropped++
+			return
+		}
+		out = append(out, s)
 	}
 	if strings.EqualFold(filepath.Ext(path), ".json") {
 		var v any
 		if err := json.Unmarshal(data, &v); err != nil {
-			return nil, fmt.Errorf("train: extra text %s: %w", path, err)
+			return nil, 0, fmt.Errorf("train: extra text %s: %w", path, err)
 		}
-		var out []string
 		var walk func(x any)
 		walk = func(x any) {
 			switch t := x.(type) {
 			case string:
-				if s := strings.TrimSpace(t); s != "" {
-					out = append(out, s)
-				}
+				add(t)
 			case []any:
 				for _, e := range t {
 					walk(e)
 				}
 			case map[string]any:
-				for k, e := range t {
-					walk(k)
-					walk(e)
+				keys := make([]string, 0, len(t))
+				for k := range t {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					if exclude(strings.TrimSpace(k)) {
+						dropped++
+						continue
+					}
+					add(k)
+					walk(t[k])
 				}
 			}
 		}
 		walk(v)
-		if len(out) == 0 {
-			return nil, fmt.Errorf("train: extra text %s holds no strings", path)
+		if len(out) == 0 && dropped == 0 {
+			return nil, 0, fmt.Errorf("train: extra text %s holds no strings", path)
 		}
-		return out, nil
+		return out, dropped, nil
 	}
-	var out []string
 	sc := bufio.NewScanner(strings.NewReader(string(data)))
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
-		if s := strings.TrimSpace(sc.Text()); s != "" {
-			out = append(out, s)
-		}
+		add(sc.Text())
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("train: extra text %s: %w", path, err)
+		return nil, 0, fmt.Errorf("train: extra text %s: %w", path, err)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("train: extra text %s is empty", path)
+	if len(out) == 0 && dropped == 0 {
+		return nil, 0, fmt.Errorf("train: extra text %s is empty", path)
 	}
-	return out, nil
+	return out, dropped, nil
+}
+
+// TestInstructions returns a predicate that is true for the instructions of a shop's test
+// split and of WebShop's 500 test goals (compared without the price clause, case, and
+// surrounding spaces and periods): the text no training input may contain.
+func TestInstructions(shop *env.Shop) func(string) bool {
+	key := func(s string) string {
+		return strings.Trim(strings.TrimSpace(strings.ToLower(env.StripPriceClause(s))), ". ")
+	}
+	test := map[string]bool{}
+	for _, h := range webshopdata.HumanGoals()[:500] {
+		test[key(h)] = true
+	}
+	if shop != nil {
+		if goals, err := shop.SplitGoals("test"); err == nil {
+			for _, g := range goals {
+				test[key(g.Instruction)] = true
+			}
+		}
+	}
+	return func(s string) bool { return test[key(s)] }
 }
 
 // BuildCorpusVocab learns a WordPiece vocabulary of about size tokens from documents

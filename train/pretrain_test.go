@@ -104,27 +104,49 @@ func TestReadExtraText(t *testing.T) {
 	dir := t.TempDir()
 	js := filepath.Join(dir, "goals.json")
 	os.WriteFile(js, []byte(`["i need red shoes", " ", "a blue hat"]`), 0o644)
-	got, err := ReadExtraText(js)
+	got, _, err := ReadExtraText(js, nil)
 	if err != nil || !slices.Equal(got, []string{"i need red shoes", "a blue hat"}) {
 		t.Fatalf("%q %v", got, err)
 	}
 	m := filepath.Join(dir, "map.json")
 	os.WriteFile(m, []byte(`{"i need a hat": ["hat"]}`), 0o644)
-	got, err = ReadExtraText(m)
+	got, _, err = ReadExtraText(m, nil)
 	slices.Sort(got)
 	if err != nil || !slices.Equal(got, []string{"hat", "i need a hat"}) {
 		t.Fatalf("%q %v", got, err)
 	}
 	txt := filepath.Join(dir, "x.txt")
 	os.WriteFile(txt, []byte("one\n\ntwo\n"), 0o644)
-	if got, err = ReadExtraText(txt); err != nil || !slices.Equal(got, []string{"one", "two"}) {
+	if got, _, err = ReadExtraText(txt, nil); err != nil || !slices.Equal(got, []string{"one", "two"}) {
 		t.Fatalf("%q %v", got, err)
 	}
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte(`{"x":`), 0o644)
 	for _, p := range []string{bad, filepath.Join(dir, "missing.txt")} {
-		if _, err := ReadExtraText(p); err == nil {
+		if _, _, err := ReadExtraText(p, nil); err == nil {
 			t.Errorf("%s accepted", p)
 		}
+	}
+}
+
+// WebShop's test instructions (its first 500 human goals) never reach the
+// pretraining text, nor do the human queries typed for them.
+func TestReadExtraTextLeavesOutTestInstructions(t *testing.T) {
+	dir := t.TempDir()
+	test0 := "i need a long clip-in hair extension which is natural looking" // WebShop's test goal 0
+	train := "find me a regular fit machine washable cargo pants"            // WebShop train goal 2000
+	list := filepath.Join(dir, "human_goals.json")
+	os.WriteFile(list, []byte(`["`+test0+`", "`+train+`"]`), 0o644)
+	isTest := TestInstructions(nil)
+	got, dropped, err := ReadExtraText(list, isTest)
+	if err != nil || dropped != 1 || !slices.Equal(got, []string{train}) {
+		t.Fatalf("list: %q dropped %d %v", got, dropped, err)
+	}
+	qmap := filepath.Join(dir, "goal_query_map.json")
+	os.WriteFile(qmap, []byte(`{"`+strings.ToUpper(test0)+`, and price lower than 40.00 dollars": ["clip in hair extension"], "`+train+`": ["apple chips"]}`), 0o644)
+	got, dropped, err = ReadExtraText(qmap, isTest)
+	slices.Sort(got)
+	if err != nil || dropped != 1 || !slices.Equal(got, []string{"apple chips", train}) {
+		t.Fatalf("query map: %q dropped %d %v", got, dropped, err)
 	}
 }

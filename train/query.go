@@ -33,6 +33,16 @@ func LoadQueryRefs(path string) (map[string][]string, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("train: query map %s: want a JSON object instruction -> [queries]: %w", path, err)
 	}
+	out, err := QueryRefs(m)
+	if err != nil {
+		return nil, fmt.Errorf("train: query map %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// QueryRefs keeps the instructions of a query map (instruction -> human queries) that
+// have a non-empty query, with those queries.
+func QueryRefs(m map[string][]string) (map[string][]string, error) {
 	out := map[string][]string{}
 	for ins, qs := range m {
 		var keep []string
@@ -46,7 +56,7 @@ func LoadQueryRefs(path string) (map[string][]string, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("train: query map %s: no instruction with a query", path)
+		return nil, fmt.Errorf("no instruction with a query")
 	}
 	return out, nil
 }

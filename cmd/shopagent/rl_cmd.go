@@ -124,6 +124,7 @@ func (s *rlSetup) reference() (*models.Policy, error) {
 // rolloutFlags are the rollout flags of pg and ppo.
 type rolloutFlags struct {
 	goals        string
+	allowTest    bool
 	episodes     int
 	workers      int
 	searchChoice bool
@@ -133,6 +134,7 @@ type rolloutFlags struct {
 func (f *rolloutFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.goals, "goals", "train", "goal split the rollouts draw their goals from: train, dev, test or all")
+	fl.BoolVar(&f.allowTest, "allow-test", false, "allow --goals test or all (training on the goals the agent is evaluated on)")
 	fl.IntVar(&f.episodes, "episodes-per-step", 8, "rollout episodes per update (pg) or per rollout of --ppo-epochs x --minibatches updates (ppo)")
 	fl.IntVar(&f.workers, "workers", 0, "episodes played at the same time (0: all of a rollout; their forwards are batched)")
 	fl.BoolVar(&f.searchChoice, "search-choice", false, "the choice model also picks the search query among the proposer's candidates and the instruction (eval's agent searches with the proposer's, so off by default)")
@@ -147,6 +149,9 @@ func (f *rolloutFlags) open(sf *shopFlags) (*env.Shop, []env.Goal, error) {
 	if f.episodes <= 0 {
 		return nil, nil, fmt.Errorf("--episodes-per-step must be positive")
 	}
+	if err := checkTrainSplit("--goals", f.goals, f.allowTest); err != nil {
+		return nil, nil, err
+	}
 	shop, err := sf.open()
 	if err != nil {
 		return nil, nil, err
@@ -159,6 +164,15 @@ func (f *rolloutFlags) open(sf *shopFlags) (*env.Shop, []env.Goal, error) {
 		return nil, nil, fmt.Errorf("--goals %s: no goals", f.goals)
 	}
 	return shop, goals, nil
+}
+
+// checkTrainSplit refuses to train on the test split (or "all", which holds
+// it) unless allowed: the agent is evaluated on those goals.
+func checkTrainSplit(flag, split string, allow bool) error {
+	if (split == "test" || split == "all") && !allow {
+		return fmt.Errorf("%s %s: training on the test split's goals leaks the evaluation goals into training; use train or dev, or pass --allow-test to do it anyway", flag, split)
+	}
+	return nil
 }
 
 func runRL(cmd *cobra.Command, name string, s *rlSetup, job train.Job) error {
@@ -379,7 +393,7 @@ func newTrainGenerateCmd() *cobra.Command {
 	var policy, out, split, backend string
 	var keep, maxEpisodes, chunk, agentSteps int
 	var seed uint64
-	var prune, greedy, searchChoice bool
+	var prune, greedy, searchChoice, allowTest bool
 	cmd := &cobra.Command{
 		Use:   "generate --policy RUN_DIR --out FILE.parquet",
 		Short: "Roll out a policy and keep its successful episodes as generated demonstrations",
@@ -396,6 +410,9 @@ results page, sub-page -> back), as WebShop's paper suggests.`,
 			}
 			if keep < 0 || maxEpisodes < 0 {
 				return fmt.Errorf("--keep and --max-episodes must not be negative")
+			}
+			if err := checkTrainSplit("--split", split, allowTest); err != nil {
+				return err
 			}
 			train.InstallFastDotGradients()
 			be, err := models.NewBackend(backend)

@@ -185,10 +185,14 @@ when it has one, its size and its vocabulary.`,
 			if err != nil {
 				return err
 			}
+			isTest := train.TestInstructions(shop)
 			for _, p := range extra {
-				more, err := train.ReadExtraText(p)
+				more, dropped, err := train.ReadExtraText(p, isTest)
 				if err != nil {
 					return err
+				}
+				if dropped > 0 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "--extra-text %s: left out %d test-split instructions (and their queries)\n", p, dropped)
 				}
 				docs = append(docs, more...)
 			}

@@ -10,6 +10,7 @@ import (
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/spf13/cobra"
 
+	"shopagent/env/webshopdata"
 	"shopagent/features"
 	"shopagent/models"
 	"shopagent/train"
@@ -31,22 +32,23 @@ func newTrainQueryCmd() *cobra.Command {
 	var vocabSize, maxLen, epochs int
 	var keepTest, noShopEval bool
 	cmd := &cobra.Command{
-		Use:   "query --queries goal_query_map.json --out RUN_DIR",
+		Use:   "query --out RUN_DIR [--queries goal_query_map.json]",
 		Short: "Train the query model (which instruction words go into the search) on human queries",
 		Long: `Trains models.QueryModel, a BERT token tagger that predicts for each word of
 an instruction whether a human shopper keeps it in the search query, on WebShop's
-human queries (--queries goal_query_map.json: instruction -> queries). The
+human queries (WebShop's goal_query_map.json, embedded; --queries reads another
+file in that format: instruction -> queries). The
 keyword heuristic's decision is an input (token type), so the model learns where
 humans differ from it. Defaults (tiny preset, 6 epochs, dropout 0.3, a 1,000-token
 vocabulary learned from the instructions) were chosen on the held-out split: the
 tagger overfits the ~900 training instructions with more epochs or a larger
 vocabulary (16 epochs, 4,000 tokens: held-out F1 0.731 vs the heuristic's 0.779).
 
-The instructions are WebShop human goals: with --human-goals (default:
-human_goals.json beside the queries file, when present) instructions that are not
-human goals are dropped, and those of WebShop's test split (the first 500 human
-goals) are never trained on (--keep-test to train on them too); they are
-reported as a second held-out set. --holdout of the remaining instructions
+The instructions are WebShop human goals (--human-goals: a human_goals.json; by
+default WebShop's, embedded): instructions that are not human goals are dropped,
+and those of WebShop's test split (the first 500 human goals) are never trained
+on, nor is the vocabulary learned from them (--keep-test to use them too); they
+are reported as a second held-out set. --holdout of the remaining instructions
 (10%, chosen with --split-seed) are held out by instruction.
 
 At the end the run prints (and writes to RUN_DIR/query_eval.json) the token F1
@@ -56,9 +58,6 @@ flags; --no-shop-eval skips it). The run directory is the query model: use it
 with LoadQueryModel (or eval --query-model where wired).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if queries == "" {
-				return fmt.Errorf("--queries is required")
-			}
 			if epochs > 0 {
 				tf.steps = 1 // replaced below
 			}
@@ -73,43 +72,44 @@ with LoadQueryModel (or eval --query-model where wired).`,
 			}
 			train.InstallFastDotGradients()
 			errw := cmd.ErrOrStderr()
-			refs, err := train.LoadQueryRefs(queries)
+			var refs map[string][]string
+			var err error
+			if queries == "" {
+				queries = "embedded:goal_query_map.json"
+				refs, err = train.QueryRefs(webshopdata.GoalQueryMap())
+			} else {
+				refs, err = train.LoadQueryRefs(queries)
+			}
 			if err != nil {
 				return err
 			}
-			if humanGoals == "" && !cmd.Flags().Changed("human-goals") {
-				if p := filepath.Join(filepath.Dir(queries), "human_goals.json"); fileExists(p) {
-					humanGoals = p
-				}
+			goalTexts := webshopdata.HumanGoals()
+			if humanGoals == "" {
+				humanGoals = "embedded:human_goals.json"
+			} else if goalTexts, err = train.LoadHumanGoals(humanGoals); err != nil {
+				return err
 			}
-			var goalTexts []string
 			testRefs := map[string][]string{}
-			if humanGoals != "" {
-				goalTexts, err = train.LoadHumanGoals(humanGoals)
-				if err != nil {
-					return err
+			index := map[string]int{}
+			for i, g := range goalTexts {
+				if _, ok := index[g]; !ok {
+					index[g] = i
 				}
-				index := map[string]int{}
-				for i, g := range goalTexts {
-					if _, ok := index[g]; !ok {
-						index[g] = i
-					}
-				}
-				dropped := 0
-				for ins := range refs {
-					i, ok := index[ins]
-					switch {
-					case !ok:
-						delete(refs, ins)
-						dropped++
-					case i < webshopTestGoals && !keepTest:
-						testRefs[ins] = refs[ins]
-						delete(refs, ins)
-					}
-				}
-				fmt.Fprintf(errw, "queries: %d instructions are human goals (%d dropped: not in %s); %d of WebShop's test split held out\n",
-					len(refs)+len(testRefs), dropped, humanGoals, len(testRefs))
 			}
+			dropped := 0
+			for ins := range refs {
+				i, ok := index[ins]
+				switch {
+				case !ok:
+					delete(refs, ins)
+					dropped++
+				case i < webshopTestGoals && !keepTest:
+					testRefs[ins] = refs[ins]
+					delete(refs, ins)
+				}
+			}
+			fmt.Fprintf(errw, "queries: %d instructions are human goals (%d dropped: not in %s); %d of WebShop's test split held out\n",
+				len(refs)+len(testRefs), dropped, humanGoals, len(testRefs))
 			if len(refs) == 0 {
 				return fmt.Errorf("no training instructions left in %s", queries)
 			}
@@ -131,13 +131,11 @@ with LoadQueryModel (or eval --query-model where wired).`,
 			case tf.resume && fileExists(runVocab):
 				tok, err = features.LoadVocab(runVocab)
 			default:
-				// Learned from instruction text only (the human goals, else the training
-				// instructions): no query labels are involved.
+				// Learned from instruction text only (the human goals, without WebShop's
+				// test split unless --keep-test): no query labels are involved.
 				docs := goalTexts
-				if len(docs) == 0 {
-					for ins := range trainRefs {
-						docs = append(docs, ins)
-					}
+				if !keepTest && len(docs) > webshopTestGoals {
+					docs = docs[webshopTestGoals:]
 				}
 				t := time.Now()
 				tok, err = train.BuildCorpusVocab(docs, vocabSize)
@@ -249,8 +247,8 @@ with LoadQueryModel (or eval --query-model where wired).`,
 	tf.register(cmd, 600, 32, 1e-3)
 	sf.register(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&queries, "queries", "", "WebShop's goal_query_map.json (instruction -> human queries)")
-	fl.StringVar(&humanGoals, "human-goals", "", "WebShop's human_goals.json (default: beside --queries when present)")
+	fl.StringVar(&queries, "queries", "", "a goal_query_map.json (instruction -> human queries); default: WebShop's, embedded")
+	fl.StringVar(&humanGoals, "human-goals", "", "a human_goals.json in WebShop's goal order; default: WebShop's, embedded")
 	fl.Float64Var(&holdout, "holdout", 0.1, "fraction of the instructions held out")
 	fl.Uint64Var(&splitSeed, "split-seed", 1, "seed of the held-out split")
 	fl.BoolVar(&keepTest, "keep-test", false, "also train on the instructions of WebShop's test split")
