@@ -193,3 +193,20 @@ func TestILExportEveryCheckpoint(t *testing.T) {
 		}
 	}
 }
+
+// Rollouts and generated demonstrations never train on the test split's goals
+// unless asked to.
+func TestTrainingRefusesTheTestSplit(t *testing.T) {
+	for _, split := range []string{"test", "all"} {
+		_, err := run(t, "", "train", "generate", "--policy", "nowhere", "--out", filepath.Join(t.TempDir(), "g.parquet"), "--split", split)
+		if err == nil || !strings.Contains(err.Error(), "--allow-test") {
+			t.Errorf("generate --split %s: %v, want a refusal naming --allow-test", split, err)
+		}
+	}
+	if err := checkTrainSplit("--goals", "test", true); err != nil {
+		t.Errorf("--allow-test: %v", err)
+	}
+	if err := checkTrainSplit("--goals", "dev", false); err != nil {
+		t.Errorf("dev: %v", err)
+	}
+}
