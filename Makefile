@@ -4,9 +4,10 @@
 GO        ?= go
 BIN       := bin/shopagent
 DEMO_DIR  ?= demo-out
-# DEMO_SCALE multiplies the demo's shop size (and, later, training budgets).
+# DEMO_SCALE multiplies the demo's shop (its WebShop goals, 10 products each; at most all
+# 12,087) and its training budgets.
 DEMO_SCALE ?= 1
-DEMO_PRODUCTS := $(shell echo $$((1000 * $(DEMO_SCALE))))
+DEMO_GOALS := $(shell n=$$((2500 * $(DEMO_SCALE))); [ $$n -ge 12087 ] && echo all || echo $$n)
 export GOFLAGS := -buildvcs=false
 # ONNX Runtime's CPU library (C API 1.24, what github.com/yalue/onnxruntime_go v1.27.0 wants),
 # taken from the npm package onnxruntime-node by `make onnxruntime`; tests and the CLI find it
@@ -67,15 +68,19 @@ DEMO_IL_STEPS       ?= 300
 DEMO_GEN_KEEP       ?= 50
 DEMO_RL_SECONDS     ?= 60
 DEMO_AB_EPISODES    ?= 200
+# The policies are evaluated on the first DEMO_EVAL_GOALS of WebShop's 500 test goals (all
+# 500 take ~3 minutes per policy on 2 cores; `shopagent experiment paper` evaluates them all).
+DEMO_EVAL_GOALS     ?= 100
 DEMO_SHOP            = --data $(DEMO_DIR)/shop
 demo: build
 	@mkdir -p $(DEMO_DIR)
 	@date +%s > $(DEMO_DIR)/.demo-start
-	@echo "== 1. generate the built-in shop ($(DEMO_PRODUCTS) products) -> $(DEMO_DIR)/shop"
-	./$(BIN) env generate --products $(DEMO_PRODUCTS) --seed 1 --out $(DEMO_DIR)/shop
-	@echo "== 2. WebShop's rule agent and a random walk on the test goals"
-	./$(BIN) eval --agent rule --split test $(DEMO_SHOP) --json $(DEMO_DIR)/eval-rule.json
-	./$(BIN) eval --agent random --split test $(DEMO_SHOP) --json $(DEMO_DIR)/eval-random.json
+	@echo "== 1. generate the built-in shop (WebShop's first $(DEMO_GOALS) human instructions, 10 products each) -> $(DEMO_DIR)/shop"
+	./$(BIN) env generate --goals $(DEMO_GOALS) --seed 1 --quiet --out $(DEMO_DIR)/shop
+	./$(BIN) env stats $(DEMO_SHOP) > $(DEMO_DIR)/shop-stats.md
+	@echo "== 2. WebShop's rule agent and a random walk on the $(DEMO_EVAL_GOALS) test goals the policies meet (all 500 in shop-stats.md)"
+	./$(BIN) eval --agent rule --split test --first $(DEMO_EVAL_GOALS) $(DEMO_SHOP) --json $(DEMO_DIR)/eval-rule.json
+	./$(BIN) eval --agent random --split test --first $(DEMO_EVAL_GOALS) $(DEMO_SHOP) --json $(DEMO_DIR)/eval-random.json
 	@echo "== 3. expert demonstrations on the train goals (text_rich observations)"
 	./$(BIN) datasets demos $(DEMO_SHOP) --split train --obs text_rich --read-prob 0 --out $(DEMO_DIR)/demos.parquet
 	@echo "== 4. masked-LM pretraining of the tiny encoder on the shop's text"
@@ -85,7 +90,7 @@ demo: build
 	@echo "== 5. imitation learning of the choice policy from the demonstrations"
 	./$(BIN) train il $(DEMO_SHOP) --demos $(DEMO_DIR)/demos.parquet --init $(DEMO_DIR)/pretrain \
 		--steps $$(( $(DEMO_IL_STEPS) * $(DEMO_SCALE) )) --batch 32 --lr 1e-3 --out $(DEMO_DIR)/il --no-progress
-	./$(BIN) eval --policy $(DEMO_DIR)/il --split test $(DEMO_SHOP) --out $(DEMO_DIR)/rollouts-il.parquet --json $(DEMO_DIR)/eval-il.json
+	./$(BIN) eval --policy $(DEMO_DIR)/il --split test --first $(DEMO_EVAL_GOALS) $(DEMO_SHOP) --out $(DEMO_DIR)/rollouts-il.parquet --json $(DEMO_DIR)/eval-il.json
 	@echo "== 6. generated trajectories: the IL policy's own successful episodes on train goals"
 	./$(BIN) train generate $(DEMO_SHOP) --policy $(DEMO_DIR)/il --split train --keep $$(( $(DEMO_GEN_KEEP) * $(DEMO_SCALE) )) \
 		--prune-loops --out $(DEMO_DIR)/generated.parquet
@@ -96,8 +101,8 @@ demo: build
 	./$(BIN) train ppo $(DEMO_SHOP) --init $(DEMO_DIR)/il \
 		--time-budget $$(( $(DEMO_RL_SECONDS) * $(DEMO_SCALE) ))s --steps 100000 --out $(DEMO_DIR)/ppo --no-progress
 	@echo "== 9. DPO and PPO on the test goals"
-	./$(BIN) eval --policy $(DEMO_DIR)/dpo --split test $(DEMO_SHOP) --out $(DEMO_DIR)/rollouts-dpo.parquet --json $(DEMO_DIR)/eval-dpo.json
-	./$(BIN) eval --policy $(DEMO_DIR)/ppo --split test $(DEMO_SHOP) --out $(DEMO_DIR)/rollouts-ppo.parquet --json $(DEMO_DIR)/eval-ppo.json
+	./$(BIN) eval --policy $(DEMO_DIR)/dpo --split test --first $(DEMO_EVAL_GOALS) $(DEMO_SHOP) --out $(DEMO_DIR)/rollouts-dpo.parquet --json $(DEMO_DIR)/eval-dpo.json
+	./$(BIN) eval --policy $(DEMO_DIR)/ppo --split test --first $(DEMO_EVAL_GOALS) $(DEMO_SHOP) --out $(DEMO_DIR)/rollouts-ppo.parquet --json $(DEMO_DIR)/eval-ppo.json
 	@echo "== 10. ONNX export of the three policies (each checked against GoMLX)"
 	for p in il dpo ppo; do ./$(BIN) export --checkpoint $(DEMO_DIR)/$$p --out $(DEMO_DIR)/export/$$p || exit 1; done
 	@echo "== 11. the policy server with DPO and PPO as arms; a Thompson-sampling A/B test through it"
@@ -110,11 +115,13 @@ demo: build
 	./$(BIN) abtest --server http://$$(cat $(DEMO_DIR)/serve.addr) $(DEMO_SHOP) --split test \
 		--episodes $$(( $(DEMO_AB_EPISODES) * $(DEMO_SCALE) )) --runs 1 --concurrency 4 --out $(DEMO_DIR)/abtest; \
 	kill -TERM $$pid; wait $$pid || true
-	@echo "== summary on the test split (score, success rate, mean steps):"
+	@echo "== the shop beside real WebShop ($(DEMO_DIR)/shop-stats.md):"
+	@grep -E "rule agent|target first|goals without options" $(DEMO_DIR)/shop-stats.md | sed 's/^/   /'
+	@echo "== summary on the first $(DEMO_EVAL_GOALS) test goals (score, success rate, mean steps):"
 	@for a in rule random il dpo ppo; do printf '   %-7s ' $$a; \
 		python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; print("score %6.2f  success %6.2f%%  steps %5.2f" % (s["score"], s["success_rate"], s["mean_steps"]))' $(DEMO_DIR)/eval-$$a.json; done
 	@echo "== artefacts:"
-	@echo "   $(DEMO_DIR)/shop                  WebShop-format data of the built-in shop"
+	@echo "   $(DEMO_DIR)/shop                  the built-in shop: WebShop's three data files and goals.json; shop-stats.md: its realism"
 	@echo "   $(DEMO_DIR)/demos.parquet         expert demonstrations; generated.parquet: the IL policy's successful episodes"
 	@echo "   $(DEMO_DIR)/pretrain, il, dpo, ppo  training runs: checkpoints/, metrics.parquet, result.json"
 	@echo "   $(DEMO_DIR)/eval-*.json           test-split summaries; rollouts-*.parquet: the policies' test episodes"
