@@ -289,3 +289,50 @@ func TestReadDirSorted(t *testing.T) {
 		t.Fatalf("ReadDir: %d rows, %v", len(all), err)
 	}
 }
+
+// Files written before the forced column existed still read, as not forced; the
+// column round-trips.
+func TestForcedColumn(t *testing.T) {
+	type oldStep struct {
+		EpisodeID        string   `parquet:"episode_id"`
+		Source           Source   `parquet:"source"`
+		Policy           string   `parquet:"policy"`
+		GoalID           int64    `parquet:"goal_id"`
+		Instruction      string   `parquet:"instruction"`
+		Step             int32    `parquet:"step"`
+		Page             string   `parquet:"page"`
+		Observation      string   `parquet:"observation"`
+		AvailableActions []string `parquet:"available_actions,list"`
+		Action           string   `parquet:"action"`
+		ActionIndex      int32    `parquet:"action_index"`
+		Logprob          float64  `parquet:"logprob"`
+		Value            float64  `parquet:"value"`
+		Reward           float64  `parquet:"reward"`
+		Done             bool     `parquet:"done"`
+		FinalReward      float64  `parquet:"final_reward"`
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "old.parquet")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := parquet.NewGenericWriter[oldStep](f)
+	if _, err := w.Write([]oldStep{{EpisodeID: "e1", Source: SourceExpert, Action: "click[x]", AvailableActions: []string{"click[x]"}, Done: true}}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	f.Close()
+	got, err := ReadSteps(p)
+	if err != nil || len(got) != 1 || got[0].Forced || got[0].Action != "click[x]" {
+		t.Fatalf("old file: %+v %v", got, err)
+	}
+	q := filepath.Join(dir, "new.parquet")
+	if err := WriteFile(q, []Step{{EpisodeID: "e2", Source: SourceGenerated, Action: "click[buy now]", Forced: true, Done: true}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = ReadSteps(q)
+	if err != nil || len(got) != 1 || !got[0].Forced {
+		t.Fatalf("new file: %+v %v", got, err)
+	}
+}

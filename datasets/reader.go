@@ -106,6 +106,9 @@ func checkSchema(s *parquet.Schema) error {
 	}
 	for _, f := range want.Fields() {
 		h, ok := have[f.Name()]
+		if !ok && f.Optional() {
+			continue // a column added later (forced): older files read as its zero value
+		}
 		if !ok {
 			return fmt.Errorf("not a trajectory file: no column %q", f.Name())
 		}

@@ -95,6 +95,10 @@ type Step struct {
 	Done bool `parquet:"done"`
 	// FinalReward is the episode's reward, repeated on every row (NaN if unknown).
 	FinalReward float64 `parquet:"final_reward"`
+	// Forced is true when a fixed rule of the agent took the action (a safety cap, a
+	// fallback), not the policy's choice: training never uses it as a chosen action.
+	// Files written before the column existed read as false.
+	Forced bool `parquet:"forced,optional"`
 }
 
 // EpisodeMeta labels the rows made from one episode.

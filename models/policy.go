@@ -376,28 +376,9 @@ func (p *Policy) Close() {
 	}
 }
 
-// ChoiceScores are the policy's outputs for one state.
-type ChoiceScores struct {
-	// Logits and LogProbs are per action, in the example's order.
-	Logits, LogProbs []float64
-	// Value is the value head's estimate for the state.
-	Value float64
-}
-
-// Best returns the index of the highest-scoring action (the first on ties).
-func (s ChoiceScores) Best() int {
-	best := 0
-	for i, l := range s.Logits {
-		if l > s.Logits[best] {
-			best = i
-		}
-	}
-	return best
-}
-
 // Score runs the policy on states. States with more actions than the largest Actions
 // bucket are scored in chunks of actions (the log-softmax is taken over all of them).
-func (p *Policy) Score(examples []features.ChoiceExample) ([]ChoiceScores, error) {
+func (p *Policy) Score(examples []features.ChoiceExample) ([]features.ChoiceScores, error) {
 	return ScoreChoices(examples, p.Tokenizer, p.Config, p.Buckets, p.exec.Exec)
 }
 
@@ -407,7 +388,7 @@ func (p *Policy) Score(examples []features.ChoiceExample) ([]ChoiceScores, error
 // in chunks (each action's logit depends only on its state), batches are cut at the
 // largest batch bucket, and the log-softmax is taken over all of a state's actions.
 func ScoreChoices(examples []features.ChoiceExample, tok *features.Tokenizer, cfg features.PolicyConfig, buckets features.BucketSizes,
-	run func(args ...any) ([]*tensors.Tensor, error)) ([]ChoiceScores, error) {
+	run func(args ...any) ([]*tensors.Tensor, error)) ([]features.ChoiceScores, error) {
 	maxA := buckets.Actions[len(buckets.Actions)-1]
 	maxB := buckets.Batch[len(buckets.Batch)-1]
 	type row struct {
@@ -429,7 +410,7 @@ func ScoreChoices(examples []features.ChoiceExample, tok *features.Tokenizer, cf
 				ActionContent: e.ActionContent[lo:hi], Positions: e.Positions[lo:hi], Target: -1})
 		}
 	}
-	out := make([]ChoiceScores, len(examples))
+	out := make([]features.ChoiceScores, len(examples))
 	for i, ex := range examples {
 		out[i].Logits = make([]float64, len(ex.Actions))
 	}
@@ -461,25 +442,7 @@ func ScoreChoices(examples []features.ChoiceExample, tok *features.Tokenizer, cf
 		}
 	}
 	for i := range out {
-		out[i].LogProbs = LogSoftmax(out[i].Logits)
+		out[i].LogProbs = features.LogSoftmax(out[i].Logits)
 	}
 	return out, nil
-}
-
-// LogSoftmax returns the log-softmax of xs.
-func LogSoftmax(xs []float64) []float64 {
-	m := math.Inf(-1)
-	for _, x := range xs {
-		m = max(m, x)
-	}
-	var s float64
-	for _, x := range xs {
-		s += math.Exp(x - m)
-	}
-	lse := m + math.Log(s)
-	out := make([]float64, len(xs))
-	for i, x := range xs {
-		out[i] = x - lse
-	}
-	return out
 }

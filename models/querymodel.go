@@ -20,9 +20,9 @@ import (
 // BART model to write the query; with ~1,500 human queries, 90% of whose words occur in the
 // instruction, choosing words is the tractable part, and it runs on a CPU).
 //
-// Input: [CLS] w1 w2 ... [SEP], the word pieces of the instruction's words (QueryWords:
-// lowercased, WebShop's price clause cut, split like QueryTokenF1), with token type 1 for the
-// pieces of the words the keyword heuristic (KeywordQuery) keeps and 0 for the others, so the
+// Input: [CLS] w1 w2 ... [SEP], the word pieces of the instruction's words (features.QueryWords:
+// lowercased, WebShop's price clause cut, split like features.QueryTokenF1), with token type 1 for the
+// pieces of the words the keyword heuristic (features.KeywordQuery) keeps and 0 for the others, so the
 // model starts from the heuristic's decision and learns where humans differ. Output: one
 // logit per token (a dense layer on the encoder's last hidden states); a word's keep
 // probability is the sigmoid of its first piece's logit. Decoding keeps the words whose
@@ -47,15 +47,9 @@ const DefaultQueryMaxLen = 64
 // DefaultQueryThreshold is the keep probability from which a word goes into the query.
 const DefaultQueryThreshold = 0.5
 
-// QueryWords splits an instruction into the words a query is made of: lowercased, WebShop's
-// price clause and a final period cut, words as QueryTokenF1 counts them.
-func QueryWords(instruction string) []string {
-	return queryWordRE.FindAllString(stripPriceClause(strings.ToLower(strings.TrimSpace(instruction))), -1)
-}
-
 // QueryEncoding is an instruction encoded for the query model.
 type QueryEncoding struct {
-	// Words are the instruction's words (QueryWords).
+	// Words are the instruction's words (features.QueryWords).
 	Words []string
 	// IDs and Types are the token ids and types (1: a word the heuristic keeps), [CLS] and
 	// [SEP] included.
@@ -72,9 +66,9 @@ func EncodeQuery(tok *features.Tokenizer, instruction string, maxLen int) QueryE
 	if maxLen < 3 {
 		maxLen = 3
 	}
-	words := QueryWords(instruction)
+	words := features.QueryWords(instruction)
 	kept := map[string]bool{}
-	for _, w := range strings.Fields(KeywordQuery{}.Queries(instruction)[0]) {
+	for _, w := range strings.Fields(features.KeywordQuery{}.Queries(instruction)[0]) {
 		kept[w] = true
 	}
 	e := QueryEncoding{Words: words, IDs: []int32{tok.CLSID()}, Types: []int32{0},
@@ -118,7 +112,7 @@ func QueryTagGraph(ctx *context.Context, cfg features.PolicyConfig, ids, types, 
 func QueryPadLen(n int) int { return max(16, (n+15)/16*16) }
 
 // QueryModel proposes search queries with a trained tagger (see the file comment). It
-// implements QueryProposer and is safe for concurrent use.
+// implements features.QueryProposer and is safe for concurrent use.
 type QueryModel struct {
 	// Config sizes the encoder (MaxStateLen is the input's token limit); Tokenizer encodes
 	// instructions; Meta is the checkpoint's meta.
@@ -127,10 +121,10 @@ type QueryModel struct {
 	Meta      CheckpointMeta
 	// Threshold is the keep probability from which a word is kept (DefaultQueryThreshold).
 	Threshold float64
-	// MaxWords caps the words of the model's query (DefaultQueryWords).
+	// MaxWords caps the words of the model's query (features.DefaultQueryWords).
 	MaxWords int
-	// Fallback supplies the candidates after the model's query (KeywordQuery{}).
-	Fallback QueryProposer
+	// Fallback supplies the candidates after the model's query (features.KeywordQuery{}).
+	Fallback features.QueryProposer
 
 	exec *context.Exec
 	mu   sync.Mutex
@@ -193,7 +187,7 @@ func newQueryModel(backend backends.Backend, cfg features.PolicyConfig, tok *fea
 	}
 	exec.SetMaxCache(-1)
 	return &QueryModel{Config: cfg, Tokenizer: tok, Meta: meta, Threshold: DefaultQueryThreshold,
-		MaxWords: DefaultQueryWords, Fallback: KeywordQuery{}, exec: exec}, nil
+		MaxWords: features.DefaultQueryWords, Fallback: features.KeywordQuery{}, exec: exec}, nil
 }
 
 // Close releases the compiled executables.
@@ -303,11 +297,11 @@ func (m *QueryModel) Propose(instructions []string) ([][]string, error) {
 	}
 	maxWords := m.MaxWords
 	if maxWords <= 0 {
-		maxWords = DefaultQueryWords
+		maxWords = features.DefaultQueryWords
 	}
 	fb := m.Fallback
 	if fb == nil {
-		fb = KeywordQuery{}
+		fb = features.KeywordQuery{}
 	}
 	out := make([][]string, len(instructions))
 	for i, ins := range instructions {
@@ -330,7 +324,7 @@ func (m *QueryModel) Propose(instructions []string) ([][]string, error) {
 	return out, nil
 }
 
-// Queries implements QueryProposer. If the model fails (it should not: the input is always
+// Queries implements features.QueryProposer. If the model fails (it should not: the input is always
 // valid), the fallback's candidates are returned and Err reports the failure.
 func (m *QueryModel) Queries(instruction string) []string {
 	qs, err := m.Propose([]string{instruction})
@@ -342,7 +336,7 @@ func (m *QueryModel) Queries(instruction string) []string {
 		m.mu.Unlock()
 		fb := m.Fallback
 		if fb == nil {
-			fb = KeywordQuery{}
+			fb = features.KeywordQuery{}
 		}
 		return fb.Queries(instruction)
 	}

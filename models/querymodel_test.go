@@ -41,7 +41,7 @@ func TestEncodeQuery(t *testing.T) {
 	if e.IDs[0] != tok.CLSID() || e.IDs[len(e.IDs)-1] != tok.SEPID() || len(e.Types) != len(e.IDs) {
 		t.Fatalf("ids %v types %v", e.IDs, e.Types)
 	}
-	heur := strings.Fields(KeywordQuery{}.Queries(ins)[0])
+	heur := strings.Fields(features.KeywordQuery{}.Queries(ins)[0])
 	for i, w := range e.Words {
 		f := e.First[i]
 		if f <= 0 || f >= len(e.IDs)-1 {
@@ -124,10 +124,10 @@ func TestQueryModelSaveLoad(t *testing.T) {
 	// Candidates: the model's query, then the heuristic's, all distinct.
 	m.Threshold = 1e-9 // keep every word: the model's query is the whole instruction's words
 	qs := m.Queries(ins[0])
-	if qs[0] != DecodeQuery(encs[0].Words, probs[0], 1e-9, DefaultQueryWords) || len(strings.Fields(qs[0])) != DefaultQueryWords {
+	if qs[0] != DecodeQuery(encs[0].Words, probs[0], 1e-9, features.DefaultQueryWords) || len(strings.Fields(qs[0])) != features.DefaultQueryWords {
 		t.Errorf("first candidate %q", qs[0])
 	}
-	for _, h := range (KeywordQuery{}).Queries(ins[0]) {
+	for _, h := range (features.KeywordQuery{}).Queries(ins[0]) {
 		if !slices.Contains(qs, h) {
 			t.Errorf("heuristic candidate %q missing from %q", h, qs)
 		}

@@ -10,7 +10,6 @@ import (
 
 	"shopagent/env"
 	"shopagent/features"
-	"shopagent/models"
 )
 
 // prefScorer scores an action by whether its text contains one of the preferred words
@@ -20,9 +19,9 @@ type prefScorer struct {
 	calls  atomic.Int64
 }
 
-func (s *prefScorer) Score(exs []features.ChoiceExample) ([]models.ChoiceScores, error) {
+func (s *prefScorer) Score(exs []features.ChoiceExample) ([]features.ChoiceScores, error) {
 	s.calls.Add(1)
-	out := make([]models.ChoiceScores, len(exs))
+	out := make([]features.ChoiceScores, len(exs))
 	for i, ex := range exs {
 		out[i].Logits = make([]float64, len(ex.Actions))
 		for j, a := range ex.Actions {
@@ -33,7 +32,7 @@ func (s *prefScorer) Score(exs []features.ChoiceExample) ([]models.ChoiceScores,
 				}
 			}
 		}
-		out[i].LogProbs = models.LogSoftmax(out[i].Logits)
+		out[i].LogProbs = features.LogSoftmax(out[i].Logits)
 		out[i].Value = 0.5
 	}
 	return out, nil
@@ -45,8 +44,8 @@ func obsOf(page env.PageKind, text string, clk ...string) env.Observation {
 
 func TestPolicyAgentCapsAndQueries(t *testing.T) {
 	sc := &prefScorer{prefer: []string{"description", "< prev"}}
-	a := NewPolicyAgent(sc, models.KeywordQuery{}, AgentConfig{MaxItemActions: 3, MaxSteps: 20})
-	qs := models.KeywordQuery{}.Queries("i want red shoes")
+	a := NewPolicyAgent(sc, features.KeywordQuery{}, AgentConfig{MaxItemActions: 3, MaxSteps: 20})
+	qs := features.KeywordQuery{}.Queries("i want red shoes")
 	if got := a.Act(obsOf(env.PageSearch, "", "search")); got != env.Search(qs[0]) {
 		t.Fatalf("first search %q", got)
 	}
@@ -74,8 +73,8 @@ func TestPolicyAgentCapsAndQueries(t *testing.T) {
 	if got := a.Act(item); got != "click[description]" {
 		t.Fatalf("new visit: %q", got)
 	}
-	recs := a.Records()
-	if len(recs) != 11 || !math.IsNaN(recs[0].LogProb) || math.IsNaN(recs[1].LogProb) || recs[1].Value != 0.5 {
+	recs := a.Steps()
+	if len(recs) != 11 || !math.IsNaN(recs[0].LogProb()) || math.IsNaN(recs[1].LogProb()) || recs[1].Value() != 0.5 {
 		t.Fatalf("records %+v", recs)
 	}
 	// A second search page in the same episode uses the next candidate.
@@ -101,8 +100,8 @@ func TestPolicyAgentCapsAndQueries(t *testing.T) {
 	}
 	// A new instruction starts a new episode.
 	b.Act(env.Observation{Page: env.PageSearch, Instruction: "other", Clickables: []string{"search"}, HasSearchBar: true})
-	if len(b.Records()) != 1 {
-		t.Fatalf("records not reset: %d", len(b.Records()))
+	if len(b.Steps()) != 1 {
+		t.Fatalf("records not reset: %d", len(b.Steps()))
 	}
 }
 

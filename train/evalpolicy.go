@@ -9,6 +9,7 @@ import (
 
 	"shopagent/datasets"
 	"shopagent/env"
+	"shopagent/features"
 	"shopagent/models"
 )
 
@@ -25,8 +26,8 @@ type EvalConfig struct {
 	NoBatching bool
 	// Agent configures the agents; Agent.Seed + the goal index seeds each episode.
 	Agent AgentConfig
-	// Query proposes the searches (nil: models.KeywordQuery{}).
-	Query models.QueryProposer
+	// Query proposes the searches (nil: features.KeywordQuery{}).
+	Query features.QueryProposer
 	// MaxSteps is the environment's step cap (0: 100, WebShop's).
 	MaxSteps int
 	// ObsMode overrides the observation mode (default: the policy's, else text_rich).
@@ -115,11 +116,11 @@ func EvaluatePolicy(shop *env.Shop, goals []env.Goal, policy *models.Policy, cfg
 					gid = cfg.GoalIDs[i]
 				}
 				acfg.Seed = cfg.Agent.Seed + uint64(gid-cfg.GoalOffset)
-				agent := NewPolicyAgent(scorer, cfg.Query, acfg)
-				ep := env.RunEpisode(e, goals[i], agent, cfg.Record)
+				ag := NewPolicyAgent(scorer, cfg.Query, acfg)
+				ep := env.RunEpisode(e, goals[i], ag, cfg.Record)
 				ep.GoalIndex = i
 				forced := 0
-				for _, r := range agent.Records() {
+				for _, r := range ag.Steps() {
 					if r.Forced {
 						forced++
 					}
@@ -130,10 +131,10 @@ func EvaluatePolicy(shop *env.Shop, goals []env.Goal, policy *models.Policy, cfg
 						ID:     fmt.Sprintf("%s-%06d", name, gid),
 						Source: datasets.SourceRollout, Policy: name, GoalID: int64(gid),
 					})
-					recs := agent.Records()
+					recs := ag.Steps()
 					for k := range st {
 						if k < len(recs) {
-							st[k].Logprob, st[k].Value = recs[k].LogProb, recs[k].Value
+							st[k].Logprob, st[k].Value, st[k].Forced = recs[k].LogProb(), recs[k].Value(), recs[k].Forced
 						} else {
 							st[k].Logprob, st[k].Value = math.NaN(), math.NaN()
 						}
@@ -144,7 +145,7 @@ func EvaluatePolicy(shop *env.Shop, goals []env.Goal, policy *models.Policy, cfg
 				res.Episodes[i] = ep
 				rows[i] = st
 				res.Forced += forced
-				if err := agent.Err(); err != nil {
+				if err := ag.Err(); err != nil {
 					res.Errors++
 					if res.FirstError == nil {
 						res.FirstError = err
@@ -182,7 +183,7 @@ type QueryStats struct {
 
 // EvaluateQueries searches the shop with the proposer's first query for each goal and
 // reports how often the goal's product comes back in the top 10 and top 50.
-func EvaluateQueries(shop *env.Shop, goals []env.Goal, q models.QueryProposer) QueryStats {
+func EvaluateQueries(shop *env.Shop, goals []env.Goal, q features.QueryProposer) QueryStats {
 	st := QueryStats{Goals: len(goals)}
 	if len(goals) == 0 {
 		return st
@@ -209,7 +210,7 @@ func EvaluateQueries(shop *env.Shop, goals []env.Goal, q models.QueryProposer) Q
 // instruction of refs (instruction -> human queries, like WebShop's goal_query_map.json)
 // the best token F1 against its queries, averaged. It also returns the same measure for
 // the instruction itself used as the query, as a baseline.
-func QueryF1(refs map[string][]string, q models.QueryProposer) (f1, instructionF1 float64) {
+func QueryF1(refs map[string][]string, q features.QueryProposer) (f1, instructionF1 float64) {
 	if len(refs) == 0 {
 		return 0, 0
 	}
@@ -217,8 +218,8 @@ func QueryF1(refs map[string][]string, q models.QueryProposer) (f1, instructionF
 		p := q.Queries(ins)[0]
 		var best, bestIns float64
 		for _, r := range qs {
-			best = max(best, models.QueryTokenF1(p, r))
-			bestIns = max(bestIns, models.QueryTokenF1(ins, r))
+			best = max(best, features.QueryTokenF1(p, r))
+			bestIns = max(bestIns, features.QueryTokenF1(ins, r))
 		}
 		f1 += best
 		instructionF1 += bestIns

@@ -8,7 +8,7 @@ import (
 
 	"shopagent/env"
 	"shopagent/env/shopgen"
-	"shopagent/models"
+	"shopagent/features"
 )
 
 var smallShopOnce struct {
@@ -43,7 +43,7 @@ func smallShop(t *testing.T) *env.Shop {
 
 func TestEvaluateQueries(t *testing.T) {
 	shop := smallShop(t)
-	kw := EvaluateQueries(shop, shop.Goals, models.KeywordQuery{})
+	kw := EvaluateQueries(shop, shop.Goals, features.KeywordQuery{})
 	if kw.Goals != len(shop.Goals) || kw.Top10 < 90 || kw.Top50 < kw.Top10 {
 		t.Fatalf("keyword queries: %+v", kw)
 	}
@@ -54,7 +54,7 @@ func TestEvaluateQueries(t *testing.T) {
 		"i would like some wild caught crab":                {"wild caught crab"},
 		"i want a floor lamp for my living room, and price": {"floor lamp living room", "floor lamp"},
 	}
-	f1, base := QueryF1(refs, models.KeywordQuery{})
+	f1, base := QueryF1(refs, features.KeywordQuery{})
 	if !(f1 > 0.9) || !(base < f1) {
 		t.Fatalf("F1 %.3f, instruction as query %.3f", f1, base)
 	}
@@ -65,7 +65,7 @@ func TestEvaluateQueries(t *testing.T) {
 		if err := json.Unmarshal(b, &m); err != nil {
 			t.Fatal(err)
 		}
-		f1, base := QueryF1(m, models.KeywordQuery{})
+		f1, base := QueryF1(m, features.KeywordQuery{})
 		t.Logf("token F1 against WebShop's human queries (%d instructions): keyword %.3f, instruction %.3f", len(m), f1, base)
 		if f1 < 0.7 || f1 <= base {
 			t.Fatalf("F1 against human queries %.3f (instruction %.3f)", f1, base)

@@ -88,7 +88,7 @@ func Generate(shop *env.Shop, goals []env.Goal, scorer Scorer, cfg GenerateConfi
 			})
 			for k := range rows {
 				if k < len(ep.Steps) {
-					rows[k].Logprob, rows[k].Value = ep.Steps[k].LogProb, ep.Steps[k].Value
+					rows[k].Logprob, rows[k].Value, rows[k].Forced = ep.Steps[k].LogProb, ep.Steps[k].Value, ep.Steps[k].Forced
 				}
 			}
 			if cfg.PruneLoops {

@@ -32,8 +32,9 @@ type ILData struct {
 	// Examples are the click steps, in file order.
 	Examples []features.ChoiceExample
 	// Episodes is the number of episodes read; Skipped counts click steps that could not
-	// be used (action not among the available ones).
-	Episodes, Skipped int
+	// be used (action not among the available ones); Forced counts steps a fixed rule of
+	// the agent took (safety caps, fallbacks), never used as demonstrated actions.
+	Episodes, Skipped, Forced int
 	// ObsMode is "text_rich" when the observations are multi-line, else "text".
 	ObsMode string
 }
@@ -66,6 +67,10 @@ func LoadILData(path string, minReward float64) (*ILData, error) {
 		d.Episodes++
 		for _, s := range ep {
 			if s.ActionIndex < 0 || !strings.HasPrefix(s.Action, "click[") {
+				continue
+			}
+			if s.Forced {
+				d.Forced++
 				continue
 			}
 			if strings.Contains(s.Observation, "\n") {

@@ -47,11 +47,11 @@ func QueryRefs(m map[string][]string) (map[string][]string, error) {
 	for ins, qs := range m {
 		var keep []string
 		for _, q := range qs {
-			if len(models.QueryWords(q)) > 0 {
+			if len(features.QueryWords(q)) > 0 {
 				keep = append(keep, q)
 			}
 		}
-		if len(keep) > 0 && len(models.QueryWords(ins)) > 0 {
+		if len(keep) > 0 && len(features.QueryWords(ins)) > 0 {
 			out[ins] = keep
 		}
 	}
@@ -81,7 +81,7 @@ func QueryLabels(words []string, queries []string) []float32 {
 	sets := make([]map[string]bool, len(queries))
 	for i, q := range queries {
 		sets[i] = map[string]bool{}
-		for _, w := range models.QueryWords(q) {
+		for _, w := range features.QueryWords(q) {
 			sets[i][w] = true
 		}
 	}
@@ -280,6 +280,6 @@ func EvaluateQueryModel(m *models.QueryModel, refs map[string][]string) (QueryF1
 	}
 	res := QueryF1Result{Instructions: len(keys)}
 	res.Model, res.Instruction = QueryF1(refs, table)
-	res.Heuristic, _ = QueryF1(refs, models.KeywordQuery{})
+	res.Heuristic, _ = QueryF1(refs, features.KeywordQuery{})
 	return res, nil
 }

@@ -104,7 +104,7 @@ func TestQueryModelLearns(t *testing.T) {
 	}
 	// The model's query is the first candidate; the heuristic's follow.
 	for ins := range refs {
-		qs, h := m.Queries(ins), (models.KeywordQuery{}).Queries(ins)[0]
+		qs, h := m.Queries(ins), (features.KeywordQuery{}).Queries(ins)[0]
 		if len(qs) < 2 || !slices.Contains(qs, h) {
 			t.Errorf("%q: candidates %q lack the heuristic's query", ins, qs)
 		}
@@ -113,7 +113,7 @@ func TestQueryModelLearns(t *testing.T) {
 }
 
 func TestQueryLabelsAndSplit(t *testing.T) {
-	words := models.QueryWords("Red shoes, red laces and size 9.")
+	words := features.QueryWords("Red shoes, red laces and size 9.")
 	got := QueryLabels(words, []string{"red shoes size 9", "red shoes"})
 	want := []float32{1, 1, 0, 0, 0, 0.5, 0.5} // red shoes red(repeat) laces and size 9
 	if !slices.Equal(got, want) {

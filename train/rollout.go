@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strings"
 	"sync"
 
 	"github.com/gomlx/gomlx/backends"
@@ -12,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
+	"shopagent/agent"
 	"shopagent/env"
 	"shopagent/features"
 	"shopagent/models"
@@ -42,8 +42,8 @@ type RolloutConfig struct {
 	Greedy bool
 	// SearchChoice lets the choice model pick the search query (see the file comment).
 	SearchChoice bool
-	// Query proposes the searches (nil: models.KeywordQuery{}).
-	Query models.QueryProposer
+	// Query proposes the searches (nil: features.KeywordQuery{}).
+	Query features.QueryProposer
 	// MaxSteps is the environment's step cap (0: 100, WebShop's).
 	MaxSteps int
 	// AgentMaxSteps and MaxItemActions are the agent's safety caps (0: PolicyAgent's
@@ -75,6 +75,8 @@ type RolloutStep struct {
 	// Trainable is true when the policy chose the action (not a safety cap, not a fixed
 	// search) among at most the largest action bucket's actions.
 	Trainable bool
+	// Forced is true when a fixed rule of the agent took the action.
+	Forced bool
 	// Search marks search steps.
 	Search bool
 }
@@ -163,49 +165,33 @@ func CollectRollouts(shop *env.Shop, goals []env.Goal, goalIdx []int, scorer, re
 	return out, nil
 }
 
-// rolloutAgent plays one episode and records its steps.
+// rolloutAgent plays one episode with the decision core and records its steps.
 type rolloutAgent struct {
+	core        *agent.Agent
 	scorer, ref Scorer
-	cfg         RolloutConfig
-	query       models.QueryProposer
-	rng         *rand.Rand
-	maxSteps    int
-	maxItem     int
-
-	steps, searches, itemActions int
-	visited                      map[string]bool
-	records                      []RolloutStep
-	err                          error
 }
 
 func newRolloutAgent(scorer, ref Scorer, cfg RolloutConfig, seed uint64) *rolloutAgent {
-	a := &rolloutAgent{scorer: scorer, ref: ref, cfg: cfg, query: cfg.Query, rng: rand.New(rand.NewPCG(seed, 0x726f6c6c)),
-		maxSteps: cfg.AgentMaxSteps, maxItem: cfg.MaxItemActions, visited: map[string]bool{}}
-	if a.query == nil {
-		a.query = models.KeywordQuery{}
-	}
-	if a.maxSteps <= 0 {
-		a.maxSteps = DefaultAgentMaxSteps
-	}
-	if a.maxItem <= 0 {
-		a.maxItem = DefaultMaxItemActions
-	}
-	return a
+	return &rolloutAgent{scorer: scorer, ref: ref, core: agent.New(agent.PolicyChooser{Scorer: scorer}, agent.Config{
+		Sample: !cfg.Greedy, Seed: seed, MaxSteps: cfg.AgentMaxSteps, MaxItemActions: cfg.MaxItemActions,
+		Query: cfg.Query, SearchChoice: cfg.SearchChoice, ScoreForced: true})}
 }
 
 // play runs the episode to its end (purchase or the environment's step cap).
 func (a *rolloutAgent) play(e *env.Env, g env.Goal, record bool) (RolloutEpisode, error) {
 	obs := e.Reset(g)
+	a.core.Reset()
 	ep := RolloutEpisode{Episode: env.Episode{Goal: g}}
+	var rewards []float64
 	for {
-		action := a.act(obs)
-		if a.err != nil {
-			return ep, a.err
+		st := a.core.Next(obs)
+		if err := a.core.Err(); err != nil {
+			return ep, fmt.Errorf("train: rollout: %w", err)
 		}
-		next, r, done, info := e.Step(action)
-		a.records[len(a.records)-1].Reward = r
+		next, r, done, info := e.Step(st.Action)
+		rewards = append(rewards, r)
 		if record {
-			ep.Episode.Transitions = append(ep.Episode.Transitions, env.Transition{Obs: obs, Action: action, Reward: r, Valid: info.Valid})
+			ep.Episode.Transitions = append(ep.Episode.Transitions, env.Transition{Obs: obs, Action: st.Action, Reward: r, Valid: info.Valid})
 		}
 		obs = next
 		ep.Episode.Steps = info.Steps
@@ -214,7 +200,30 @@ func (a *rolloutAgent) play(e *env.Env, g env.Goal, record bool) (RolloutEpisode
 			break
 		}
 	}
-	ep.Steps = a.records
+	var refEx []features.ChoiceExample
+	var refAt []int
+	for k, st := range a.core.Steps() {
+		rs := RolloutStep{Example: st.Example, Action: st.Index, LogProb: st.LogProb(), Value: st.Value(), Reward: rewards[k],
+			Search: st.Page == env.PageSearch, Forced: st.Forced}
+		if st.Index >= 0 {
+			rs.LogProbs = st.Scores.LogProbs
+			rs.Trainable = st.Rule == agent.RulePolicy && len(st.Example.Actions) <= DefaultTrainMaxActions
+			if a.ref != nil {
+				refEx = append(refEx, st.Example)
+				refAt = append(refAt, k)
+			}
+		}
+		ep.Steps = append(ep.Steps, rs)
+	}
+	if len(refEx) > 0 {
+		rs, err := a.ref.Score(refEx)
+		if err != nil {
+			return ep, fmt.Errorf("train: rollout reference: %w", err)
+		}
+		for j, k := range refAt {
+			ep.Steps[k].RefLogProbs = rs[j].LogProbs
+		}
+	}
 	if ep.Episode.Truncated {
 		// Cut by the step cap: bootstrap from the value of the state it was cut in.
 		if ex, _ := features.ChoiceFromObservation(obs.Text, obs.Clickables); len(ex.Actions) > 0 {
@@ -226,160 +235,6 @@ func (a *rolloutAgent) play(e *env.Env, g env.Goal, record bool) (RolloutEpisode
 		}
 	}
 	return ep, nil
-}
-
-// SearchCandidates returns the queries a search step chooses among: the proposer's
-// candidates and the raw instruction (lowercased), without repeats.
-func SearchCandidates(q models.QueryProposer, instruction string) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, c := range append(q.Queries(instruction), strings.ToLower(strings.TrimSpace(instruction))) {
-		if c != "" && !seen[c] {
-			seen[c] = true
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// act chooses the next action and appends its record.
-func (a *rolloutAgent) act(obs env.Observation) string {
-	a.steps++
-	over := a.steps > a.maxSteps
-	rec := RolloutStep{Action: -1, LogProb: math.NaN(), Value: math.NaN()}
-	defer func() { a.records = append(a.records, rec) }()
-
-	if obs.Page == env.PageSearch {
-		a.itemActions = 0
-		clear(a.visited)
-		ins := obs.Instruction
-		if p := env.ParseInstruction(obs.Text); p != "" {
-			ins = p
-		}
-		qs := SearchCandidates(a.query, ins)
-		rec.Search = true
-		if !a.cfg.SearchChoice || len(qs) == 0 {
-			q := a.query.Queries(ins)
-			s := q[a.searches%len(q)]
-			a.searches++
-			return env.Search(s)
-		}
-		ex := features.ChoiceExample{Instruction: ins, State: features.StateText(obs.Text, obs.Clickables), Target: -1}
-		for _, q := range qs {
-			ex.Actions = append(ex.Actions, env.Search(q))
-		}
-		ex.Positions = make([]int, len(ex.Actions))
-		pick := a.choose(&rec, ex, nil, over)
-		a.searches++
-		return ex.Actions[pick]
-	}
-	forced := ""
-	switch obs.Page {
-	case env.PageItem, env.PageDescription, env.PageFeatures, env.PageReviews, env.PageAttributes:
-		a.itemActions++
-		forced = capAction(obs.Page, over, a.itemActions, a.maxItem)
-	case env.PageResults:
-		a.itemActions = 0
-		clear(a.visited)
-	}
-	ex, idx := features.ChoiceFromObservation(obs.Text, obs.Clickables)
-	if obs.Page == env.PageItem && len(a.visited) > 0 {
-		// Sub-pages already read during this visit are not offered (as PolicyAgent); the
-		// recorded example holds only the actions offered, so training sees the same
-		// distribution the agent sampled from.
-		var keep []int
-		for j, ci := range idx {
-			if !a.visited[obs.Clickables[ci]] {
-				keep = append(keep, j)
-			}
-		}
-		if len(keep) > 0 && len(keep) < len(idx) {
-			sub := features.ChoiceExample{Instruction: ex.Instruction, State: ex.State, Target: -1}
-			var subIdx []int
-			for _, j := range keep {
-				sub.Actions = append(sub.Actions, ex.Actions[j])
-				sub.Positions = append(sub.Positions, ex.Positions[j])
-				subIdx = append(subIdx, idx[j])
-			}
-			ex, idx = sub, subIdx
-		}
-	}
-	if len(ex.Actions) == 0 {
-		return env.Click(env.ClickBackToSearch)
-	}
-	var forcedIdx []int
-	if forced != "" {
-		for j, ci := range idx {
-			if obs.Clickables[ci] == forced {
-				forcedIdx = []int{j}
-			}
-		}
-		if forcedIdx == nil {
-			return env.Click(forced)
-		}
-	}
-	if over && obs.Page == env.PageResults {
-		// Budget spent: the best-scoring product (forced, scored below).
-		forcedIdx = []int{-1}
-	}
-	pick := a.choose(&rec, ex, forcedIdx, over)
-	if pick < 0 {
-		return env.Click(env.ClickBackToSearch)
-	}
-	c := obs.Clickables[idx[pick]]
-	if obs.Page == env.PageItem {
-		switch c {
-		case env.ClickDescription, env.ClickFeatures, env.ClickReviews, env.ClickAttributes:
-			a.visited[c] = true
-		}
-	}
-	return env.Click(c)
-}
-
-// choose scores ex and picks an action: forced[0] when given (-1: the best-scoring
-// non-navigation action), else sampled or greedy. It fills rec.
-func (a *rolloutAgent) choose(rec *RolloutStep, ex features.ChoiceExample, forced []int, over bool) int {
-	scores, err := a.scorer.Score([]features.ChoiceExample{ex})
-	if err != nil {
-		a.err = fmt.Errorf("train: rollout: %w", err)
-		return 0
-	}
-	s := scores[0]
-	var pick int
-	switch {
-	case forced != nil && forced[0] >= 0:
-		pick = forced[0]
-	case forced != nil:
-		pick = -1
-		for j, t := range ex.Actions {
-			if !features.IsNavigationLabel(t) && !strings.HasPrefix(t, "< ") && (pick < 0 || s.Logits[j] > s.Logits[pick]) {
-				pick = j
-			}
-		}
-		if pick < 0 {
-			pick = s.Best()
-		}
-	case a.cfg.Greedy:
-		pick = s.Best()
-	default:
-		pick = sampleIndex(s.LogProbs, a.rng)
-	}
-	rec.Example = ex
-	rec.Action = pick
-	rec.LogProb = s.LogProbs[pick]
-	rec.LogProbs = s.LogProbs
-	rec.Value = s.Value
-	maxA := DefaultTrainMaxActions
-	rec.Trainable = forced == nil && len(ex.Actions) <= maxA
-	if a.ref != nil {
-		r, err := a.ref.Score([]features.ChoiceExample{ex})
-		if err != nil {
-			a.err = fmt.Errorf("train: rollout reference: %w", err)
-			return pick
-		}
-		rec.RefLogProbs = r[0].LogProbs
-	}
-	return pick
 }
 
 // DiscountedReturns returns R_t = r_t + gamma R_{t+1} with R_T = bootstrap (the value of
@@ -576,6 +431,6 @@ func (s *ContextScorer) Close() { s.exec.Finalize() }
 
 // Score implements Scorer (as models.Policy.Score: long action lists are scored in chunks
 // and the log-softmax is taken over all of a state's actions).
-func (s *ContextScorer) Score(examples []features.ChoiceExample) ([]models.ChoiceScores, error) {
+func (s *ContextScorer) Score(examples []features.ChoiceExample) ([]features.ChoiceScores, error) {
 	return models.ScoreChoices(examples, s.tok, s.cfg, s.buckets, s.exec.Exec)
 }

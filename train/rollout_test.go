@@ -14,6 +14,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
+	"shopagent/agent"
 	"shopagent/datasets"
 	"shopagent/env"
 	"shopagent/features"
@@ -196,7 +197,7 @@ func TestCollectRolloutsRecordsChoices(t *testing.T) {
 	if _, err := CollectRollouts(shop, goals, []int{len(goals)}, sc, nil, RolloutConfig{}, 1); err == nil {
 		t.Fatal("goal out of range accepted")
 	}
-	qs := SearchCandidates(models.KeywordQuery{}, "I want red shoes, and price lower than 40.00 dollars")
+	qs := agent.SearchCandidates(features.KeywordQuery{}, "I want red shoes, and price lower than 40.00 dollars")
 	if qs[len(qs)-1] != "i want red shoes, and price lower than 40.00 dollars" {
 		t.Fatalf("candidates %q", qs)
 	}
@@ -225,4 +226,4 @@ func evalLoss(t *testing.T, fn func(in []*graph.Node) []*graph.Node, in ...*tens
 }
 
 // logSoftmax2 returns the log-softmax of a row.
-func logSoftmax2(xs ...float64) []float64 { return models.LogSoftmax(xs) }
+func logSoftmax2(xs ...float64) []float64 { return features.LogSoftmax(xs) }

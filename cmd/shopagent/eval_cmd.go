@@ -13,6 +13,7 @@ import (
 
 	"shopagent/datasets"
 	"shopagent/env"
+	"shopagent/features"
 	"shopagent/models"
 	"shopagent/train"
 )
@@ -210,7 +211,7 @@ func evalPolicy(cmd *cobra.Command, shop *env.Shop, goals []env.Goal, split stri
 		return err
 	}
 	defer pol.Close()
-	var query models.QueryProposer // nil: the keyword heuristic
+	var query features.QueryProposer // nil: the keyword heuristic
 	if o.queryModel != "" {
 		qm, err := models.LoadQueryModel(be, o.queryModel)
 		if err != nil {

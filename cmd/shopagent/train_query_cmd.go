@@ -232,7 +232,7 @@ with LoadQueryModel (or eval --query-model where wired).`,
 				}
 				t := time.Now()
 				ms := train.EvaluateQueries(shop, shop.Goals, qm)
-				hs := train.EvaluateQueries(shop, shop.Goals, models.KeywordQuery{})
+				hs := train.EvaluateQueries(shop, shop.Goals, features.KeywordQuery{})
 				report["shop_model"], report["shop_heuristic"] = ms, hs
 				fmt.Fprintf(w, "goal product in the top 10 / top 50 (%d shop goals): model %.1f%% / %.1f%%, heuristic %.1f%% / %.1f%% (%s)\n",
 					ms.Goals, ms.Top10, ms.Top50, hs.Top10, hs.Top50, time.Since(t).Round(time.Millisecond))

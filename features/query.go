@@ -1,4 +1,4 @@
-package models
+package features
 
 import (
 	"regexp"
@@ -164,4 +164,10 @@ func QueryTokenF1(query, reference string) float64 {
 	p := float64(common) / float64(len(q))
 	rec := float64(common) / float64(len(r))
 	return 2 * p * rec / (p + rec)
+}
+
+// QueryWords splits an instruction into the words a query is made of: lowercased, WebShop's
+// price clause and a final period cut, words as QueryTokenF1 counts them.
+func QueryWords(instruction string) []string {
+	return queryWordRE.FindAllString(stripPriceClause(strings.ToLower(strings.TrimSpace(instruction))), -1)
 }
