@@ -33,6 +33,8 @@ type GenerateConfig struct {
 	GoalOffset int
 	// Progress, when set, is called after each chunk with the episodes played and kept.
 	Progress func(played, kept int)
+	// Stop, when set, is asked before each chunk whether to stop (a deadline, a signal).
+	Stop func() bool
 }
 
 // GenerateStats sums up a generation run.
@@ -67,7 +69,7 @@ func Generate(shop *env.Shop, goals []env.Goal, scorer Scorer, cfg GenerateConfi
 	rc.Record = true
 	order := rand.New(rand.NewPCG(cfg.Seed, 0x67656e)).Perm(len(goals))
 	var all []env.Episode
-	for st.Played < maxEp && (cfg.Keep <= 0 || st.Kept < cfg.Keep) {
+	for st.Played < maxEp && (cfg.Keep <= 0 || st.Kept < cfg.Keep) && (cfg.Stop == nil || !cfg.Stop()) {
 		n := min(chunk, maxEp-st.Played)
 		idx := make([]int, n)
 		for i := range idx {

@@ -1,10 +1,12 @@
 package train
 
 import (
+	stdctx "context"
 	"fmt"
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
@@ -272,4 +274,125 @@ func ChoiceLoss(logits, targets, targetValid *graph.Node) (*graph.Node, []*graph
 	hit := graph.ConvertDType(graph.Equal(graph.ArgMax(logits, -1, dtypes.Int32), targets), dtypes.Float32)
 	acc := graph.Div(graph.ReduceAllSum(graph.Mul(hit, targetValid)), n)
 	return loss, []*graph.Node{acc}
+}
+
+// ILRun configures RunIL.
+type ILRun struct {
+	RunOptions
+	// Demos is a trajectory file or a directory of them; MinReward keeps only episodes
+	// with at least that final reward (<= 0: all).
+	Demos     string
+	MinReward float64
+	// InitPath starts the encoder from a pretraining run or checkpoint (its vocabulary
+	// is used); InitPolicy starts the whole policy from one (an IL run: "IL, continued").
+	// Without either the encoder starts from scratch with VocabPath or a vocabulary
+	// learned from the demonstrations.
+	InitPath   string
+	InitPolicy bool
+	VocabPath  string
+	// Preset, MaxStateLen and MaxActionLen size the policy (without InitPath).
+	Preset                    string
+	MaxStateLen, MaxActionLen int
+	// MaxActions is the number of actions per training state: the demonstrated one and
+	// a random sample of the others.
+	MaxActions int
+}
+
+// DefaultILRun returns imitation learning's defaults: the tiny preset, 500 steps of 32,
+// learning rate 1e-3, DefaultTrainMaxActions actions per state.
+func DefaultILRun() ILRun {
+	return ILRun{RunOptions: DefaultRunOptions(), Preset: "tiny", MaxStateLen: features.DefaultMaxStateLen,
+		MaxActionLen: features.DefaultMaxActionLen, MaxActions: DefaultTrainMaxActions}
+}
+
+// RunIL trains the choice policy on the demonstrations' click steps (cross-entropy of
+// the demonstrated action among the available ones) and writes RUN_DIR/result.json.
+func RunIL(ctx stdctx.Context, r ILRun) (*RunResult, error) {
+	start := time.Now()
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	if r.Demos == "" {
+		return nil, fmt.Errorf("train: il: demonstrations are required")
+	}
+	data, err := LoadILData(r.Demos, r.MinReward)
+	if err != nil {
+		return nil, err
+	}
+	r.logf("demos: %d click steps from %d episodes (%d skipped, %d forced, %s observations)",
+		len(data.Examples), data.Episodes, data.Skipped, data.Forced, data.ObsMode)
+	tok, initCk, err := chooseVocab(r.RunOptions, r.VocabPath, r.InitPath, func() (*features.Tokenizer, error) {
+		var docs []string
+		for _, ex := range data.Examples {
+			docs = append(docs, ex.State)
+			docs = append(docs, ex.Actions...)
+		}
+		return BuildCorpusVocab(docs, 8000)
+	})
+	if err != nil {
+		return nil, err
+	}
+	pcfg, err := features.NewPolicyConfig(r.Preset, tok.VocabSize(), r.MaxStateLen, r.MaxActionLen)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case initCk != nil && r.InitPolicy:
+		pcfg = initCk.Meta.Policy // the whole policy, as it was trained
+	case initCk != nil:
+		bert := initCk.Meta.Policy.Bert
+		pcfg.Bert, pcfg.Preset = bert, initCk.Meta.Policy.Preset
+		// The initial encoder's positions bound the lengths (an imported BERT has 512).
+		pcfg.MaxStateLen = min(pcfg.MaxStateLen, bert.MaxPositions)
+		pcfg.MaxActionLen = min(pcfg.MaxActionLen, bert.MaxPositions)
+	}
+	if r.Dropout >= 0 {
+		pcfg.Bert.Dropout = r.Dropout
+	}
+	pcfg.ObsMode = data.ObsMode
+	if err := pcfg.Validate(); err != nil {
+		return nil, err
+	}
+	enc := make([]features.EncodedChoice, len(data.Examples))
+	for i, ex := range data.Examples {
+		enc[i] = features.EncodeChoice(tok, pcfg, ex)
+	}
+	job, err := NewILJob(pcfg, enc, r.Batch, r.MaxActions, uint64(r.Seed))
+	if err != nil {
+		return nil, err
+	}
+	steps := r.Steps
+	if r.Epochs > 0 {
+		steps = int64(r.Epochs * job.BatchesPerEpoch())
+	}
+	cfg, err := r.config(pcfg, tok, steps)
+	if err != nil {
+		return nil, err
+	}
+	info := map[string]any{"demos": r.Demos, "examples": len(enc), "episodes": data.Episodes, "forced_skipped": data.Forced}
+	for k, v := range info {
+		cfg.Info[k] = v
+	}
+	if initCk != nil {
+		cfg.Info["init"] = initCk.Dir
+		scope := models.EncoderScope + "/"
+		if r.InitPolicy {
+			scope = models.PolicyScope + "/"
+		}
+		cfg.Init = func(c *context.Context) error {
+			n, err := initCk.LoadInto(c, scope)
+			if err != nil {
+				return err
+			}
+			r.logf("initialised %s from %s (step %d, %d variables)", scope, initCk.Dir, initCk.Meta.Step, n)
+			return nil
+		}
+	}
+	r.logf("il: preset %s, %d examples, %d steps of %d (%.1f epochs)", pcfg.Preset, len(enc), steps, r.Batch,
+		float64(steps)/float64(job.BatchesPerEpoch()))
+	res, err := Run(ctx, cfg, job)
+	if err != nil {
+		return nil, err
+	}
+	return finish("il", r.Out, start, res, info)
 }

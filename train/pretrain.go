@@ -2,6 +2,7 @@ package train
 
 import (
 	"bufio"
+	stdctx "context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
@@ -380,4 +382,150 @@ func MLMLoss(ctx *context.Context, cfg features.PolicyConfig, inputs []*graph.No
 	hit := graph.ConvertDType(graph.Equal(graph.ArgMax(logits, -1, dtypes.Int32), labels), dtypes.Float32)
 	acc := graph.Div(graph.ReduceAllSum(graph.Mul(hit, valid)), n)
 	return loss, []*graph.Node{acc}
+}
+
+// PretrainRun configures RunPretrain.
+type PretrainRun struct {
+	RunOptions
+	// Preset sizes the encoder ("tiny", "small", "base"); ignored with InitPath.
+	Preset string
+	// VocabPath is a vocab.txt to use; empty learns one of about VocabSize tokens from
+	// the corpus (or keeps the run's own when resuming). InitPath continues from a
+	// checkpoint or run directory instead (an import-hf output, say): its encoder, its
+	// masked-LM head when it has one, its size and its vocabulary.
+	VocabPath string
+	VocabSize int
+	InitPath  string
+	// MaxLen is the length of the packed pretraining sequences in tokens.
+	MaxLen int
+	// ExtraText are more text files (ReadExtraText); instructions of the test split,
+	// and queries typed for them, are left out.
+	ExtraText []string
+}
+
+// DefaultPretrainRun returns pretraining's defaults: the tiny preset, 300 steps of 32
+// sequences of 128 tokens, learning rate 1e-3, an 8,000-token vocabulary.
+func DefaultPretrainRun() PretrainRun {
+	o := DefaultRunOptions()
+	o.Steps = 300
+	return PretrainRun{RunOptions: o, Preset: "tiny", VocabSize: 8000, MaxLen: 128}
+}
+
+// RunPretrain pretrains the encoder with the masked-LM recipe on the shop's text (its
+// products, the instructions of the train and dev goals, WebShop's page chrome and the
+// extra text) and writes RUN_DIR/result.json.
+func RunPretrain(ctx stdctx.Context, shop *env.Shop, r PretrainRun) (*RunResult, error) {
+	start := time.Now()
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	if r.MaxLen < 16 || r.MaxLen > 512 {
+		return nil, fmt.Errorf("train: pretrain: max length %d not in [16, 512]", r.MaxLen)
+	}
+	docs, err := ShopCorpus(shop, "train", "dev")
+	if err != nil {
+		return nil, err
+	}
+	isTest := TestInstructions(shop)
+	for _, p := range r.ExtraText {
+		more, dropped, err := ReadExtraText(p, isTest)
+		if err != nil {
+			return nil, err
+		}
+		if dropped > 0 {
+			r.logf("extra text %s: left out %d test-split instructions (and their queries)", p, dropped)
+		}
+		docs = append(docs, more...)
+	}
+	tok, initCk, err := chooseVocab(r.RunOptions, r.VocabPath, r.InitPath, func() (*features.Tokenizer, error) {
+		t := time.Now()
+		tok, err := BuildCorpusVocab(docs, r.VocabSize)
+		if err == nil {
+			r.logf("vocabulary: %d tokens learned from %d documents in %s", tok.VocabSize(), len(docs), time.Since(t).Round(time.Millisecond))
+		}
+		return tok, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	pcfg, err := features.NewPolicyConfig(r.Preset, tok.VocabSize(), 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	if initCk != nil {
+		pcfg.Bert, pcfg.Preset = initCk.Meta.Policy.Bert, initCk.Meta.Policy.Preset
+		pcfg.MaxStateLen = min(pcfg.MaxStateLen, pcfg.Bert.MaxPositions)
+		pcfg.MaxActionLen = min(pcfg.MaxActionLen, pcfg.Bert.MaxPositions)
+		if r.MaxLen > pcfg.Bert.MaxPositions {
+			return nil, fmt.Errorf("train: pretrain: max length %d exceeds the initial encoder's %d positions", r.MaxLen, pcfg.Bert.MaxPositions)
+		}
+	}
+	if r.Dropout >= 0 {
+		pcfg.Bert.Dropout = r.Dropout
+	}
+	seqs := PackSequences(tok, docs, r.MaxLen)
+	job, err := NewMLMJob(pcfg, tok, seqs, r.Batch, r.MaxLen, uint64(r.Seed))
+	if err != nil {
+		return nil, err
+	}
+	steps := r.Steps
+	if r.Epochs > 0 {
+		steps = int64(r.Epochs * job.BatchesPerEpoch())
+	}
+	cfg, err := r.config(pcfg, tok, steps)
+	if err != nil {
+		return nil, err
+	}
+	info := map[string]any{"corpus_documents": len(docs), "sequences": len(seqs), "max_len": r.MaxLen, "extra_text": r.ExtraText}
+	for k, v := range info {
+		cfg.Info[k] = v
+	}
+	if initCk != nil {
+		cfg.Info["init"] = initCk.Dir
+		cfg.Init = func(c *context.Context) error {
+			n, err := initCk.LoadInto(c, models.EncoderScope+"/", models.PolicyScope+"/cls/")
+			if err != nil {
+				return fmt.Errorf("init %s: %w", initCk.Dir, err)
+			}
+			r.logf("initialised from %s (step %d, %d variables)", initCk.Dir, initCk.Meta.Step, n)
+			return nil
+		}
+	}
+	r.logf("pretrain: preset %s (%d encoder parameters), %d sequences of %d tokens, %d steps of %d (%.1f epochs)",
+		pcfg.Preset, pcfg.Bert.NumParams(), len(seqs), r.MaxLen, steps, r.Batch, float64(steps)/float64(job.BatchesPerEpoch()))
+	res, err := Run(ctx, cfg, job)
+	if err != nil {
+		return nil, err
+	}
+	return finish("pretrain", r.Out, start, res, info)
+}
+
+// chooseVocab picks a run's tokenizer: the initial checkpoint's (initPath), a given
+// vocab.txt, the run's own when resuming, or a learned one (learn).
+func chooseVocab(o RunOptions, vocabPath, initPath string, learn func() (*features.Tokenizer, error)) (*features.Tokenizer, *models.Checkpoint, error) {
+	runVocab := filepath.Join(o.Out, models.CheckpointVocabFile)
+	switch {
+	case initPath != "":
+		if vocabPath != "" {
+			return nil, nil, fmt.Errorf("train: the initial checkpoint brings its own vocabulary; give no vocabulary file")
+		}
+		ck, err := models.LoadCheckpoint(initPath, false)
+		if err != nil {
+			return nil, nil, fmt.Errorf("train: init: %w", err)
+		}
+		return ck.Tokenizer, ck, nil
+	case vocabPath != "":
+		tok, err := features.LoadVocab(vocabPath)
+		return tok, nil, err
+	case o.Resume && fileExists(runVocab):
+		tok, err := features.LoadVocab(runVocab)
+		return tok, nil, err
+	}
+	tok, err := learn()
+	return tok, nil, err
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -119,6 +119,10 @@ type Config struct {
 	// TimeBudget stops the run cleanly, with a final checkpoint, once this invocation has
 	// trained this long (0: no limit); the run stops at the first of Steps and TimeBudget.
 	TimeBudget time.Duration
+	// Deadline stops the run cleanly, with a final checkpoint, at this wall-clock time
+	// (zero: none): a stage's budget counted from the stage's start, its preparation
+	// (reference passes, data) included.
+	Deadline time.Time
 }
 
 // RolloutJob is a Job that needs the current parameters to build its batches (on-policy
@@ -328,6 +332,11 @@ func Run(ctx stdctx.Context, cfg Config, job Job) (*Result, error) {
 			fmt.Fprintf(logw, "%s: time budget %s reached at step %d\n", job.Name(), cfg.TimeBudget, step)
 			break
 		}
+		if !cfg.Deadline.IsZero() && !time.Now().Before(cfg.Deadline) {
+			res.BudgetReached = true
+			fmt.Fprintf(logw, "%s: the stage's deadline reached at step %d\n", job.Name(), step)
+			break
+		}
 		inputs, n, err := job.Batch(step)
 		if err != nil {
 			return nil, fmt.Errorf("train: batch of step %d: %w", step+1, err)
@@ -402,6 +411,9 @@ func Run(ctx stdctx.Context, cfg Config, job Job) (*Result, error) {
 			}
 			if cfg.TimeBudget > 0 {
 				eta = min(eta, max(0, cfg.TimeBudget-time.Since(runStart)))
+			}
+			if !cfg.Deadline.IsZero() {
+				eta = min(eta, max(0, time.Until(cfg.Deadline)))
 			}
 			fmt.Fprintf(logw, "%s eta %s\n", line, eta.Round(time.Second))
 			sinceLog, exSinceLog = time.Now(), 0
