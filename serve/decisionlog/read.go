@@ -97,10 +97,14 @@ func readLog[T any](dir, log string, since time.Time) ([]T, error) {
 }
 
 // ReadDecisions reads every published decision row under dir.
-func ReadDecisions(dir string) ([]DecisionRow, error) { return readLog[DecisionRow](dir, Decisions, time.Time{}) }
+func ReadDecisions(dir string) ([]DecisionRow, error) {
+	return readLog[DecisionRow](dir, Decisions, time.Time{})
+}
 
 // ReadRewards reads every published reward row under dir.
-func ReadRewards(dir string) ([]RewardRow, error) { return readLog[RewardRow](dir, Rewards, time.Time{}) }
+func ReadRewards(dir string) ([]RewardRow, error) {
+	return readLog[RewardRow](dir, Rewards, time.Time{})
+}
 
 // ReadDecisionKeys reads the keys of the published decision rows under dir in the date
 // partitions from since's date on (zero: all).

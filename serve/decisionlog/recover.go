@@ -46,7 +46,7 @@ func recoverDir(dir, self string, logger *slog.Logger) (Recovery, error) {
 	if err != nil {
 		return rec, err
 	}
-	alive := map[string]bool{}   // replica -> alive
+	alive := map[string]bool{}    // replica -> alive
 	held := map[string]*os.File{} // locks of dead replicas held while recovering
 	defer func() {
 		for _, f := range held {

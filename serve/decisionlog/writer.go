@@ -57,9 +57,9 @@ type Writer struct {
 	dropped int64
 	closed  bool
 
-	kick  chan struct{}
-	stop  chan struct{}
-	done  chan struct{}
+	kick   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
 	cutReq chan chan error
 	queue  chan cutJob
 	cdone  chan struct{}
