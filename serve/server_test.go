@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"shopagent/serve/decisionlog"
 )
 
 // writeLexical writes a lexical policy directory.
@@ -29,6 +32,9 @@ func writeLexical(t *testing.T, dir string, cfg LexicalConfig) {
 		t.Fatal(err)
 	}
 }
+
+// quietLogger drops the server's log lines (tests that read them use their own).
+var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 type testServer struct {
 	*Server
@@ -44,7 +50,7 @@ func startServer(t *testing.T, mut func(*Config)) *testServer {
 	writeLexical(t, dirs["a"], LexicalConfig{Name: "lex-a", Temperature: 0.5, Bonus: map[string]float64{"buy": 1}})
 	writeLexical(t, dirs["b"], LexicalConfig{Name: "lex-b", Temperature: 2})
 	cfg := Config{Arms: []ArmSpec{{"a", dirs["a"]}, {"b", dirs["b"]}}, Loader: LoadLexicalPolicy,
-		Mode: ModeCanary, Weights: []float64{0.5, 0.5}, Seed: 7, AdminToken: "s3cret"}
+		Mode: ModeCanary, Weights: []float64{0.5, 0.5}, Seed: 7, AdminToken: "s3cret", Logger: quietLogger}
 	if mut != nil {
 		mut(&cfg)
 	}
@@ -288,7 +294,7 @@ func TestPolicyFailuresAre500(t *testing.T) {
 		}
 	})
 	for _, arm := range []string{"a", "b"} {
-		b, _ := json.Marshal(ActRequest{SessionID: "p" + arm, Observation: "o", AvailableActions: []string{"x", "y"}, Arm: arm})
+		b, _ := json.Marshal(ActRequest{SessionID: "p" + arm, Observation: "o", AvailableActions: []string{"click[x]", "click[y]"}, Arm: arm})
 		code, m := post(t, ts.URL+"/act", string(b))
 		if code != 500 || m["error"] == nil {
 			t.Fatalf("arm %s: %d %v", arm, code, m)
@@ -353,7 +359,7 @@ func TestReloadFailureKeepsServing(t *testing.T) {
 
 func TestReadyzWaitsForArms(t *testing.T) {
 	release := make(chan struct{})
-	s, err := New(Config{Arms: []ArmSpec{{"a", "x"}}, Loader: func(dir string) (Policy, error) {
+	s, err := New(Config{Arms: []ArmSpec{{"a", "x"}}, Logger: quietLogger, Loader: func(dir string) (Policy, error) {
 		<-release
 		return NewLexicalPolicy(LexicalConfig{Name: "late"})
 	}})
@@ -382,7 +388,7 @@ func TestReadyzWaitsForArms(t *testing.T) {
 
 func TestRewardTimeoutCountsZero(t *testing.T) {
 	logDir := t.TempDir()
-	logs, err := OpenLogs(LogConfig{Dir: logDir, FlushEvery: time.Hour})
+	logs, err := decisionlog.Open(decisionlog.Config{Dir: logDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,10 +416,10 @@ func TestRewardTimeoutCountsZero(t *testing.T) {
 			t.Fatalf("timed-out arm %+v", a)
 		}
 	}
-	if err := logs.Flush(); err != nil {
+	if err := logs.Cut(); err != nil {
 		t.Fatal(err)
 	}
-	rews, err := ReadRewards(logDir)
+	rews, err := decisionlog.ReadRewards(logDir)
 	if err != nil || len(rews) != 1 || rews[0].Source != "timeout" || rews[0].Reward != 0 || rews[0].EventID != r.EventID || rews[0].Steps != 1 {
 		t.Fatalf("reward log %+v %v", rews, err)
 	}
@@ -425,8 +431,8 @@ func TestThompsonAllocationAndMinShare(t *testing.T) {
 	})
 	ctx := context.Background()
 	for i := 0; i < 30; i++ {
-		_ = ts.store.Observe(ctx, "a", 1)
-		_ = ts.store.Observe(ctx, "b", 0)
+		ts.store.(*MemoryStore).Observe("a", 1)
+		ts.store.(*MemoryStore).Observe("b", 0)
 	}
 	c := NewClient(ts.URL)
 	counts := map[string]int{}

@@ -12,6 +12,7 @@ import (
 
 	"shopagent/abtest"
 	"shopagent/serve"
+	"shopagent/serve/decisionlog"
 )
 
 // TestServeAbtestOpe runs `serve` in process on a loopback port with two lexical arms,
@@ -79,11 +80,11 @@ func TestServeAbtestOpe(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not shut down")
 	}
-	decs, err := serve.ReadDecisions(logDir)
+	decs, err := decisionlog.ReadDecisions(logDir)
 	if err != nil || len(decs) == 0 {
 		t.Fatalf("decision logs: %d, %v", len(decs), err)
 	}
-	rews, err := serve.ReadRewards(logDir)
+	rews, err := decisionlog.ReadRewards(logDir)
 	if err != nil || len(rews) != 12 {
 		t.Fatalf("reward logs: %d, %v", len(rews), err)
 	}
