@@ -369,13 +369,16 @@ func (f *FailoverStore) dirtyEnded(ep EndedEpisode) {
 
 // Health implements healthReporter.
 func (f *FailoverStore) Health() StoreHealth {
+	// The breaker calls OnStateChange with its lock held, and that takes smu: never ask
+	// the breaker while holding smu.
+	cbState := f.cb.State()
 	f.smu.Lock()
-	h := StoreHealth{Backend: "redis", State: StoreOK, Breaker: f.cb.State().String(), Since: f.since, Error: f.lastErr}
+	h := StoreHealth{Backend: "redis", State: StoreOK, Breaker: cbState.String(), Since: f.since, Error: f.lastErr}
 	f.smu.Unlock()
 	switch {
 	case f.isLocal.Load():
 		h.State = StoreLocal
-	case f.cb.State() != gobreaker.StateClosed:
+	case cbState != gobreaker.StateClosed:
 		h.State = StoreUnavailable
 	}
 	if h.State == StoreOK {
