@@ -575,7 +575,7 @@ func (s *Server) decodeBody(c echo.Context, v any) error {
 		return httpErr(http.StatusUnsupportedMediaType, "Content-Type %q is not supported: send application/json", ct)
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return httpErr(http.StatusUnsupportedMediaType, "charset %q is not supported: send UTF-8", cs)
+		return httpErr(http.StatusUnsupportedMediaType, "charset %q is not supported: send application/json in UTF-8", cs)
 	}
 	if r.ContentLength > s.cfg.MaxBody {
 		return httpErr(http.StatusRequestEntityTooLarge, "body of %d bytes is over the limit of %d", r.ContentLength, s.cfg.MaxBody)

@@ -22,7 +22,7 @@ import (
 )
 
 // writeLexical writes a lexical policy directory.
-func writeLexical(t *testing.T, dir string, cfg LexicalConfig) {
+func writeLexical(t testing.TB, dir string, cfg LexicalConfig) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -252,6 +252,17 @@ func TestBadInput(t *testing.T) {
 		{"feedback unknown session", "/feedback", `{"session_id":"ghost","reward":1}`, 404},
 		{"feedback session without decision in flight", "/feedback", `{"session_id":"x","reward":1}`, 404},
 		{"unknown route", "/nope", `{}`, 404},
+		// Actions as WebShop parses them: greedy (.+)\[(.+)\] from the start.
+		{"bracketed title", "/act", actBody("x", "click[widget [2-pack]]"), 400},
+		{"bracketed option", "/act", actBody("x", "click[size: 10 [us]]"), 400},
+		{"bracketed query", "/act", actBody("x", "search[red [xl] shirt]"), 400},
+		{"empty click", "/act", actBody("x", "click[]"), 400},
+		{"upper-case verb", "/act", actBody("x", "CLICK[x]"), 400},
+		{"no brackets", "/act", actBody("x", "buy now"), 400},
+		{"leading space", "/act", actBody("x", " click[a]"), 400},
+		{"nested opening bracket", "/act", actBody("x", "click[[x]"), 400},
+		{"invalid UTF-8", "/act", "{\"session_id\":\"x\xff\",\"observation\":\"o\",\"available_actions\":[\"click[a]\"]}", 400},
+		{"invalid UTF-8 in feedback", "/feedback", "{\"session_id\":\"\xc3\",\"reward\":1}", 400},
 	}
 	for _, tc := range cases {
 		code, m := post(t, ts.URL+tc.path, tc.body)
@@ -261,6 +272,29 @@ func TestBadInput(t *testing.T) {
 		if e, _ := m["error"].(string); e == "" {
 			t.Errorf("%s: no error message in %v", tc.name, m)
 		}
+	}
+	// Content types other than JSON are 415, whatever the body.
+	for _, ct := range []string{"text/plain", "", "application/x-www-form-urlencoded", "application/json; charset=latin1", "application/jsonx"} {
+		code, m := post(t, ts.URL+"/act", actBody("ct", "click[a]"), "Content-Type", ct)
+		if code != http.StatusUnsupportedMediaType || !strings.Contains(fmt.Sprint(m["error"]), "application/json") {
+			t.Errorf("Content-Type %q: %d %v", ct, code, m)
+		}
+	}
+	for _, ct := range []string{"application/json; charset=utf-8", "application/vnd.shopagent+json"} {
+		if code, m := post(t, ts.URL+"/act", actBody("ct", "click[a]"), "Content-Type", ct); code != 200 {
+			t.Errorf("Content-Type %q: %d %v", ct, code, m)
+		}
+	}
+	// What WebShop's parser accepts is served: the argument runs to the last ']'.
+	for _, a := range []string{"click[a]]", "search[red shirt]", "click[ ]", "click[b01]"} {
+		if code, m := post(t, ts.URL+"/act", actBody("ok-"+a, a, "click[other]")); code != 200 {
+			t.Errorf("action %q: %d %v", a, code, m)
+		}
+	}
+	// The 400 names the action and says why.
+	_, m := post(t, ts.URL+"/act", actBody("x", "click[a]", "click[widget [2-pack]]"))
+	if e := fmt.Sprint(m["error"]); !strings.Contains(e, `available_actions[1] "click[widget [2-pack]]"`) || !strings.Contains(e, `"click[widget "`) {
+		t.Errorf("error %q does not name the action and its parsed name", e)
 	}
 	// The server still works afterwards.
 	if code, m := post(t, ts.URL+"/act", actBody("ok", "click[a]", "click[b]")); code != 200 {
