@@ -32,12 +32,14 @@ type ortFlags struct {
 	threads int
 	device  string
 	cacheMB int
+	chunk   int
 }
 
 func (f *ortFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.lib, "ort-lib", "", "ONNX Runtime shared library (default $SHOPAGENT_ORT_LIB, else third_party/onnxruntime/libonnxruntime.so.1)")
 	cmd.Flags().IntVar(&f.threads, "ort-threads", 1, "ONNX Runtime intra-op threads per forward pass")
 	cmd.Flags().StringVar(&f.device, "device", "cpu", "ONNX Runtime device: cpu or cuda (cuda needs a CUDA build of the library, see docs/GPU.md)")
+	cmd.Flags().IntVar(&f.chunk, "chunk-actions", serve.DefaultChunkActions, "score at most this many actions per ONNX Runtime run (larger requests in chunks: bounds a request's memory)")
 	cmd.Flags().IntVar(&f.cacheMB, "action-cache-mb", 64, "MiB per policy for cached action encodings (needs actions.onnx and scorer.onnx in the policy directory; 0: encode every action of every request with model.onnx)")
 }
 
@@ -48,7 +50,7 @@ func (f *ortFlags) loader() serve.Loader {
 		if _, err := os.Stat(filepath.Join(dir, serve.LexicalConfigFile)); err == nil {
 			return serve.LoadLexicalPolicy(dir)
 		}
-		p, err := serve.LoadONNXPolicy(dir, serve.ORTOptions{Lib: f.lib, IntraOpThreads: f.threads, Device: f.device, ActionCacheMB: f.cacheMB})
+		p, err := serve.LoadONNXPolicy(dir, serve.ORTOptions{Lib: f.lib, IntraOpThreads: f.threads, Device: f.device, ActionCacheMB: f.cacheMB, ChunkActions: f.chunk})
 		if err != nil {
 			return nil, err
 		}
