@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,6 +88,16 @@ func TestServeAbtestOpe(t *testing.T) {
 	rews, err := decisionlog.ReadRewards(logDir)
 	if err != nil || len(rews) != 12 {
 		t.Fatalf("reward logs: %d, %v", len(rews), err)
+	}
+	// datasets inspect reads the server's logs.
+	out, err = run(t, "", "datasets", "inspect", logDir)
+	if err != nil {
+		t.Fatalf("datasets inspect: %v\n%s", err, out)
+	}
+	for _, want := range []string{"policy server logs", fmt.Sprintf("decisions  %d (0 in the WAL)", len(decs)), "rewards    12 (0 in the WAL)", "greedy", "flat"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("datasets inspect output lacks %q:\n%s", want, out)
+		}
 	}
 	jsonPath := filepath.Join(root, "ope.json")
 	out, err = run(t, "", "ope", "--logs", logDir, "--policy", filepath.Join(root, "target"), "--ci", "normal", "--json", jsonPath)
