@@ -354,6 +354,12 @@ func (f *FailoverStore) States(ctx context.Context, arms []string) ([]bandit.Arm
 	return f.local.States(ctx, arms)
 }
 
+func (f *FailoverStore) unreconciled() int {
+	f.dmu.Lock()
+	defer f.dmu.Unlock()
+	return len(f.sessions) + len(f.ended) + len(f.events)
+}
+
 func (f *FailoverStore) dirtySession(id string) {
 	f.dmu.Lock()
 	f.sessions[id] = true
@@ -405,9 +411,9 @@ func (f *FailoverStore) probe() {
 		if !f.isLocal.Load() && f.cb.State() == gobreaker.StateClosed {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		_, err := viaBreaker(f, func() (any, error) {
-			if err := f.primary.Ping(ctx); err != nil {
+			if err := f.primary.pingBulk(ctx); err != nil {
 				return nil, err
 			}
 			if f.isLocal.Load() {
@@ -428,7 +434,9 @@ func (f *FailoverStore) reconcile(ctx context.Context) error {
 	t := time.Now()
 	counted, skipped, sessions := 0, 0, 0
 	for pass := 0; ; pass++ {
-		last := pass > 0 // the final pass runs with every operation held off
+		// The final pass runs with every operation held off: first write back without
+		// holding them off until little is left.
+		last := pass > 0 && (pass >= 20 || f.unreconciled() <= 100)
 		if last {
 			f.mu.Lock()
 		}
@@ -454,16 +462,16 @@ func (f *FailoverStore) reconcile(ctx context.Context) error {
 	}
 }
 
-// reconcileOnce writes back the local changes recorded so far: ended episodes first
-// (each counted once), then sessions, then events.
+// reconcileOnce writes back the local changes recorded so far, in batches: ended
+// episodes first (each counted once), then sessions, then events. What is not written
+// back stays recorded for the next try.
 func (f *FailoverStore) reconcileOnce(ctx context.Context) (counted, skipped, sessions int, err error) {
 	f.dmu.Lock()
-	ended := f.ended
-	sess := f.sessions
-	events := f.events
+	ended, sess, events := f.ended, f.sessions, f.events
 	f.ended, f.sessions, f.events = map[string]bool{}, map[string]bool{}, map[string]EventRef{}
 	f.dmu.Unlock()
-	restore := func() {
+	defer func() {
+		// Put back whatever was not written (all of it after an error).
 		f.dmu.Lock()
 		for k := range ended {
 			f.ended[k] = true
@@ -475,41 +483,73 @@ func (f *FailoverStore) reconcileOnce(ctx context.Context) (counted, skipped, se
 			f.events[k] = v
 		}
 		f.dmu.Unlock()
+	}()
+	var batch []memDone
+	var keys []string
+	flushEnded := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		n, err := f.primary.reconcileRewards(ctx, batch)
+		if err != nil {
+			return err
+		}
+		counted, skipped = counted+n, skipped+len(batch)-n
+		for _, k := range keys {
+			delete(ended, k)
+		}
+		batch, keys = batch[:0], keys[:0]
+		return nil
 	}
 	for k := range ended {
 		id, ep := splitEpisodeKey(k)
-		d, ok := f.local.doneRecord(id, ep)
-		if ok {
-			c, err := f.primary.reconcileReward(ctx, d)
-			if err != nil {
-				restore()
+		if d, ok := f.local.doneRecord(id, ep); ok {
+			batch = append(batch, d)
+		}
+		keys = append(keys, k)
+		if len(keys) == reconcileBatch {
+			if err := flushEnded(); err != nil {
 				return counted, skipped, sessions, err
 			}
-			if c {
-				counted++
-			} else {
-				skipped++
-			}
 		}
-		delete(ended, k)
+	}
+	if err := flushEnded(); err != nil {
+		return counted, skipped, sessions, err
+	}
+	var sb []localSession
+	var ids []string
+	flushSessions := func() error {
+		if len(sb) > 0 {
+			if err := f.primary.reconcileSessions(ctx, sb); err != nil {
+				return err
+			}
+			sessions += len(sb)
+		}
+		for _, id := range ids {
+			delete(sess, id)
+		}
+		sb, ids = sb[:0], ids[:0]
+		return nil
 	}
 	for id := range sess {
-		s, pending, deadline, ok := f.local.sessionState(id)
-		if ok {
-			if err := f.primary.reconcileSession(ctx, s, pending, deadline); err != nil {
-				restore()
+		if s, pending, deadline, ok := f.local.sessionState(id); ok {
+			sb = append(sb, localSession{s: s, pending: pending, deadline: deadline})
+		}
+		ids = append(ids, id)
+		if len(ids) == reconcileBatch {
+			if err := flushSessions(); err != nil {
 				return counted, skipped, sessions, err
 			}
-			sessions++
 		}
-		delete(sess, id)
 	}
-	for id, ref := range events {
-		if err := f.primary.reconcileEvent(ctx, id, ref); err != nil {
-			restore()
+	if err := flushSessions(); err != nil {
+		return counted, skipped, sessions, err
+	}
+	if len(events) > 0 {
+		if err := f.primary.reconcileEvents(ctx, events); err != nil {
 			return counted, skipped, sessions, err
 		}
-		delete(events, id)
+		events = map[string]EventRef{}
 	}
 	return counted, skipped, sessions, nil
 }

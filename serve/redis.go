@@ -19,6 +19,13 @@ import (
 // that waits this long is talking to a dead or hung server.
 const DefaultRedisTimeout = 100 * time.Millisecond
 
+// ReconcileTimeout bounds one batch of a FailoverStore's write back (up to
+// reconcileBatch episodes or sessions in one script).
+const ReconcileTimeout = 5 * time.Second
+
+// reconcileBatch is the number of episodes, sessions or events written back per round trip.
+const reconcileBatch = 500
+
 // RedisOptions configure a RedisStore.
 type RedisOptions struct {
 	// URL is redis://[:password@]host:port/db.
@@ -48,7 +55,10 @@ type RedisOptions struct {
 // hash and writes the done record, which later rewards for the episode are compared with.
 // Single Redis instance (the scripts touch keys they compute; not Redis Cluster).
 type RedisStore struct {
-	rdb                  *redis.Client
+	rdb *redis.Client
+	// bulk is a second connection pool with a longer timeout (ReconcileTimeout) for the
+	// writes back of a FailoverStore's local state, which are large.
+	bulk                 *redis.Client
 	prefix               string
 	sessionTTL, eventTTL time.Duration
 }
@@ -70,6 +80,9 @@ func NewRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 		rdb.Close()
 		return nil, fmt.Errorf("serve: redis %s: %w", opt.Addr, err)
 	}
+	bulkOpt := *opt
+	bulkOpt.ReadTimeout, bulkOpt.WriteTimeout, bulkOpt.PoolSize = ReconcileTimeout, ReconcileTimeout, 2
+	bulk := redis.NewClient(&bulkOpt)
 	if o.Prefix == "" {
 		o.Prefix = "shopagent:"
 	}
@@ -79,7 +92,7 @@ func NewRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 	if o.EventTTL <= 0 {
 		o.EventTTL = o.SessionTTL
 	}
-	return &RedisStore{rdb: rdb, prefix: o.Prefix, sessionTTL: o.SessionTTL, eventTTL: o.EventTTL}, nil
+	return &RedisStore{rdb: rdb, bulk: bulk, prefix: o.Prefix, sessionTTL: o.SessionTTL, eventTTL: o.EventTTL}, nil
 }
 
 func (r *RedisStore) sessionKey(id string) string { return r.prefix + "session:" + id }
@@ -355,77 +368,110 @@ func (r *RedisStore) Ping(ctx context.Context) error {
 }
 
 // Close implements Store.
-func (r *RedisStore) Close() error { return r.rdb.Close() }
+func (r *RedisStore) Close() error { return errors.Join(r.rdb.Close(), r.bulk.Close()) }
 
 // ---- reconciliation of a FailoverStore's local state ----
 
-// reconcileRewardScript counts an episode ended elsewhere (a replica's local state during
-// an outage) unless Redis has already counted it. ARGV prefix, session id, episode,
-// reward, success, reward^2, source, done ttl ms, arm, steps, last event. Returns 1 when
-// it counted the episode.
-var reconcileRewardScript = redis.NewScript(`
-local member = ARGV[2] .. '\n' .. ARGV[3]
-local donekey = ARGV[1] .. 'done:' .. member
-if redis.call('EXISTS', donekey) == 1 then return 0 end
-redis.call('ZREM', ARGV[1] .. 'pending', member)
-local ak = ARGV[1] .. 'arm:' .. ARGV[9]
-redis.call('HINCRBY', ak, 'episodes', 1)
-redis.call('HINCRBY', ak, 'successes', ARGV[5])
-redis.call('HINCRBYFLOAT', ak, 'score_sum', ARGV[4])
-redis.call('HINCRBYFLOAT', ak, 'score_sq_sum', ARGV[6])
-redis.call('SET', donekey, ARGV[7] .. '\n' .. ARGV[4] .. '\n' .. ARGV[9] .. '\n' .. ARGV[10] .. '\n' .. ARGV[11], 'PX', ARGV[8])
-return 1`)
+// reconcileRewardsScript counts episodes ended elsewhere (a replica's local state during
+// an outage), each unless Redis has already counted it. ARGV prefix, done ttl ms, then
+// per episode: session id, episode, reward, success, reward^2, source, arm, steps, last
+// event. Returns the number it counted.
+var reconcileRewardsScript = redis.NewScript(`
+local n = 0
+for i = 3, #ARGV, 9 do
+  local member = ARGV[i] .. '\n' .. ARGV[i+1]
+  local donekey = ARGV[1] .. 'done:' .. member
+  if redis.call('EXISTS', donekey) == 0 then
+    redis.call('ZREM', ARGV[1] .. 'pending', member)
+    local ak = ARGV[1] .. 'arm:' .. ARGV[i+6]
+    redis.call('HINCRBY', ak, 'episodes', 1)
+    redis.call('HINCRBY', ak, 'successes', ARGV[i+3])
+    redis.call('HINCRBYFLOAT', ak, 'score_sum', ARGV[i+2])
+    redis.call('HINCRBYFLOAT', ak, 'score_sq_sum', ARGV[i+4])
+    redis.call('SET', donekey, ARGV[i+5] .. '\n' .. ARGV[i+2] .. '\n' .. ARGV[i+6] .. '\n' .. ARGV[i+7] .. '\n' .. ARGV[i+8], 'PX', ARGV[2])
+    n = n + 1
+  end
+end
+return n`)
 
-// reconcileSessionScript writes a session's state as a replica's local state has it.
-// ARGV prefix, session id, arm, arm propensity, episode, steps, last event, pending
-// (0|1), deadline ms, session ttl ms. A pending episode that Redis has already ended is
-// not made pending again.
-var reconcileSessionScript = redis.NewScript(`
-local key = ARGV[1] .. 'session:' .. ARGV[2]
-redis.call('DEL', key)
-redis.call('HSET', key, 'arm', ARGV[3], 'arm_propensity', ARGV[4], 'episode', ARGV[5], 'steps', ARGV[6], 'last_event', ARGV[7])
-redis.call('PEXPIRE', key, ARGV[10])
-local member = ARGV[2] .. '\n' .. ARGV[5]
-if ARGV[8] == '1' and redis.call('EXISTS', ARGV[1] .. 'done:' .. member) == 0 then
-  redis.call('ZADD', ARGV[1] .. 'pending', ARGV[9], member)
+// reconcileSessionsScript writes sessions' state as a replica's local state has them.
+// ARGV prefix, session ttl ms, then per session: id, arm, arm propensity, episode, steps,
+// last event, pending (0|1), deadline ms. A pending episode that Redis has already ended
+// is not made pending again.
+var reconcileSessionsScript = redis.NewScript(`
+for i = 3, #ARGV, 8 do
+  local key = ARGV[1] .. 'session:' .. ARGV[i]
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'arm', ARGV[i+1], 'arm_propensity', ARGV[i+2], 'episode', ARGV[i+3], 'steps', ARGV[i+4], 'last_event', ARGV[i+5])
+  redis.call('PEXPIRE', key, ARGV[2])
+  local member = ARGV[i] .. '\n' .. ARGV[i+3]
+  if ARGV[i+6] == '1' and redis.call('EXISTS', ARGV[1] .. 'done:' .. member) == 0 then
+    redis.call('ZADD', ARGV[1] .. 'pending', ARGV[i+7], member)
+  end
 end
 return 1`)
 
-// reconcileReward counts an episode ended during an outage unless Redis already has;
-// counted is false when it had.
-func (r *RedisStore) reconcileReward(ctx context.Context, d memDone) (counted bool, err error) {
-	succ := "0"
-	if d.reward >= bandit.SuccessThreshold {
-		succ = "1"
+// reconcileRewards counts episodes ended during an outage, each unless Redis already has;
+// it returns how many it counted.
+func (r *RedisStore) reconcileRewards(ctx context.Context, eps []memDone) (int, error) {
+	args := []any{r.prefix, r.eventTTL.Milliseconds()}
+	for _, d := range eps {
+		succ := "0"
+		if d.reward >= bandit.SuccessThreshold {
+			succ = "1"
+		}
+		args = append(args, d.ep.SessionID, d.ep.Episode, formatFloat(d.reward), succ, formatFloat(d.reward*d.reward),
+			d.source, d.ep.Arm, d.ep.Steps, d.ep.LastEvent)
 	}
-	n, err := reconcileRewardScript.Run(ctx, r.rdb, []string{r.pendingKey(), r.doneKey(d.ep.SessionID, d.ep.Episode), r.armKey(d.ep.Arm)},
-		r.prefix, d.ep.SessionID, d.ep.Episode, formatFloat(d.reward), succ, formatFloat(d.reward*d.reward), d.source,
-		r.eventTTL.Milliseconds(), d.ep.Arm, d.ep.Steps, d.ep.LastEvent).Int()
+	n, err := reconcileRewardsScript.Run(ctx, r.bulk, []string{r.pendingKey()}, args...).Int()
 	if err != nil {
-		return false, unavailable("reconcile reward", err)
+		return 0, unavailable("reconcile rewards", err)
 	}
-	return n == 1, nil
+	return n, nil
 }
 
-// reconcileSession writes a session's local state.
-func (r *RedisStore) reconcileSession(ctx context.Context, s Session, pending bool, deadline time.Time) error {
-	p := "0"
-	if pending {
-		p = "1"
+// localSession is a session of the local state with its pending flag and deadline.
+type localSession struct {
+	s        Session
+	pending  bool
+	deadline time.Time
+}
+
+// reconcileSessions writes sessions' local state.
+func (r *RedisStore) reconcileSessions(ctx context.Context, ss []localSession) error {
+	args := []any{r.prefix, r.sessionTTL.Milliseconds()}
+	for _, l := range ss {
+		p := "0"
+		if l.pending {
+			p = "1"
+		}
+		args = append(args, l.s.ID, l.s.Arm, formatFloat(l.s.ArmPropensity), l.s.Episode, l.s.Steps, l.s.LastEvent, p, l.deadline.UnixMilli())
 	}
-	err := reconcileSessionScript.Run(ctx, r.rdb, []string{r.sessionKey(s.ID), r.pendingKey()}, r.prefix, s.ID, s.Arm,
-		formatFloat(s.ArmPropensity), s.Episode, s.Steps, s.LastEvent, p, deadline.UnixMilli(), r.sessionTTL.Milliseconds()).Err()
-	if err != nil {
-		return unavailable("reconcile session", err)
+	if err := reconcileSessionsScript.Run(ctx, r.bulk, []string{r.pendingKey()}, args...).Err(); err != nil {
+		return unavailable("reconcile sessions", err)
 	}
 	return nil
 }
 
-// reconcileEvent remembers an event created during an outage.
-func (r *RedisStore) reconcileEvent(ctx context.Context, eventID string, ref EventRef) error {
-	v := ref.SessionID + "\n" + strconv.FormatInt(ref.Episode, 10) + "\n" + ref.Arm
-	if err := r.rdb.SetNX(ctx, r.eventKey(eventID), v, r.eventTTL).Err(); err != nil {
-		return unavailable("reconcile event", err)
+// reconcileEvents remembers events created during an outage.
+func (r *RedisStore) reconcileEvents(ctx context.Context, events map[string]EventRef) error {
+	_, err := r.bulk.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for id, ref := range events {
+			p.SetNX(ctx, r.eventKey(id), ref.SessionID+"\n"+strconv.FormatInt(ref.Episode, 10)+"\n"+ref.Arm, r.eventTTL)
+		}
+		return nil
+	})
+	if err != nil {
+		return unavailable("reconcile events", err)
+	}
+	return nil
+}
+
+// pingBulk checks Redis on the bulk pool (the probe of a FailoverStore: a loaded Redis may
+// answer slower than the serving timeout).
+func (r *RedisStore) pingBulk(ctx context.Context) error {
+	if err := r.bulk.Ping(ctx).Err(); err != nil {
+		return unavailable("ping", err)
 	}
 	return nil
 }
