@@ -400,8 +400,15 @@ func run(bin, dir string, withRedis bool, conc, kills int) (*result, error) {
 		if err := c.redis.start(); err != nil {
 			return nil, err
 		}
-		time.Sleep(3 * time.Second)
-		mark("Redis restarted: reconciliation", t)
+		// The replicas write their local state back before Redis serves them again; the
+		// next fault waits for that, as an operator would (a replica killed before it has
+		// written back loses its outage's rewards from the posteriors).
+		took, err := c.waitStoreOK(2 * time.Minute)
+		if err != nil {
+			return nil, err
+		}
+		time.Sleep(time.Second)
+		mark(fmt.Sprintf("Redis restarted: written back in %.1f s", took.Seconds()), t)
 	}
 	t := time.Now()
 	for k := 0; k < 12; k++ {
@@ -522,6 +529,29 @@ func run(bin, dir string, withRedis bool, conc, kills int) (*result, error) {
 		r.lostRewardWindowMS = append(r.lostRewardWindowMS, span(firstR))
 	}
 	return r, nil
+}
+
+// waitStoreOK waits until every replica's /readyz reports its store ok (the local state
+// of an outage written back) and returns how long that took.
+func (c *cluster) waitStoreOK(limit time.Duration) (time.Duration, error) {
+	t := time.Now()
+	for i := range c.replicas {
+		for {
+			var rr serve.ReadyResponse
+			if resp, err := http.Get(c.url(i) + "/readyz"); err == nil {
+				json.NewDecoder(resp.Body).Decode(&rr)
+				resp.Body.Close()
+			}
+			if rr.Store.State == serve.StoreOK {
+				break
+			}
+			if time.Since(t) > limit {
+				return 0, fmt.Errorf("replica %d: store not ok after %s: %+v", i, limit, rr.Store)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return time.Since(t), nil
 }
 
 func waitRedis(port int) error {

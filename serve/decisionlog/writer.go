@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -64,14 +65,18 @@ type Writer struct {
 	queue  chan cutJob
 	cdone  chan struct{}
 
-	// Owned by the loop goroutine.
+	// Owned by the loop goroutine; seg also read by the syncer under segMu.
+	segMu    sync.Mutex
 	seg      *os.File
 	segName  string
 	segBytes int64
 	segStart time.Time
 	seq      int64
-	dirty    bool
-	werr     error
+	// written counts the bytes of seg handed to the kernel (by the loop, without a lock,
+	// so that a write never waits for an fsync); synced those flushed (under segMu).
+	written atomic.Int64
+	synced  int64
+	sdone   chan struct{}
 
 	statMu   sync.Mutex
 	lastErr  error
@@ -114,7 +119,8 @@ func Open(cfg Config) (*Writer, error) {
 		return nil, fmt.Errorf("decisionlog: another live writer in %s is named %q", cfg.Dir, cfg.Replica)
 	}
 	w := &Writer{cfg: cfg, log: cfg.Logger, lock: lock, kick: make(chan struct{}, 1), stop: make(chan struct{}),
-		done: make(chan struct{}), cutReq: make(chan chan error), queue: make(chan cutJob, 1<<12), cdone: make(chan struct{})}
+		done: make(chan struct{}), cutReq: make(chan chan error), queue: make(chan cutJob, 1<<12), cdone: make(chan struct{}),
+		sdone: make(chan struct{})}
 	rec, err := recoverDir(cfg.Dir, cfg.Replica, cfg.Logger)
 	w.recovery = rec
 	if err != nil {
@@ -126,6 +132,7 @@ func Open(cfg Config) (*Writer, error) {
 		return nil, err
 	}
 	go w.loop()
+	go w.syncer()
 	go w.converter()
 	return w, nil
 }
@@ -204,8 +211,37 @@ func (w *Writer) openSegment() error {
 	if err != nil {
 		return fmt.Errorf("decisionlog: new segment: %w", err)
 	}
+	w.segMu.Lock()
 	w.seg, w.segName, w.segBytes, w.segStart = f, name, 0, now
+	w.written.Store(0)
+	w.synced = 0
+	w.segMu.Unlock()
 	return nil
+}
+
+// syncer flushes the current segment to disk every SyncEvery when the loop has written
+// to it since: apart from the loop, so that a slow fsync never holds rows in memory (a
+// kill -9 loses only what the loop has not yet handed to the kernel).
+func (w *Writer) syncer() {
+	defer close(w.sdone)
+	tick := time.NewTicker(w.cfg.SyncEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.done:
+			return
+		case <-tick.C:
+		}
+		w.segMu.Lock()
+		if target := w.written.Load(); target > w.synced {
+			if err := w.seg.Sync(); err != nil {
+				w.setErr(fmt.Errorf("sync %s: %w", w.segName, err))
+			} else {
+				w.synced = target
+			}
+		}
+		w.segMu.Unlock()
+	}
 }
 
 // loop hands buffered rows to the kernel as soon as it can, fsyncs every SyncEvery, and
@@ -217,12 +253,11 @@ func (w *Writer) loop() {
 	var spare []byte
 	retries := 0
 	for {
-		stopping, ticked := false, false
+		stopping := false
 		var cutDone chan error
 		select {
 		case <-w.kick:
 		case <-tick.C:
-			ticked = true
 		case <-w.stop:
 			stopping = true
 		case cutDone = <-w.cutReq:
@@ -241,17 +276,10 @@ func (w *Writer) loop() {
 				buf = nil
 			} else {
 				w.segBytes += int64(len(buf))
-				w.dirty = true
+				w.written.Add(int64(len(buf)))
 			}
 		}
 		spare = buf
-		if (ticked || stopping) && w.dirty {
-			if err := w.seg.Sync(); err != nil {
-				w.setErr(fmt.Errorf("sync %s: %w", w.segName, err))
-			} else {
-				w.dirty = false
-			}
-		}
 		if stopping {
 			w.mu.Lock()
 			left := len(w.buf)
@@ -285,19 +313,20 @@ type cutJob struct {
 // rotate closes the current segment (synced) and queues it for cutting; with next it
 // opens the next segment. done, if not nil, receives the cut's outcome.
 func (w *Writer) rotate(next bool, done chan error) {
-	if w.dirty {
-		if err := w.seg.Sync(); err != nil {
-			err = fmt.Errorf("sync %s: %w", w.segName, err)
-			w.setErr(err)
-			if done != nil {
-				done <- err
-			}
-			return // keep writing to this segment; it is cut once the disk takes it
+	w.segMu.Lock()
+	if err := w.seg.Sync(); err != nil {
+		w.segMu.Unlock()
+		err = fmt.Errorf("sync %s: %w", w.segName, err)
+		w.setErr(err)
+		if done != nil {
+			done <- err
 		}
-		w.dirty = false
+		return // keep writing to this segment; it is cut once the disk takes it
 	}
+	w.synced = w.written.Load()
 	path := w.seg.Name()
 	w.seg.Close()
+	w.segMu.Unlock()
 	w.queue <- cutJob{path: path, done: done}
 	if next {
 		if err := w.openSegment(); err != nil {
@@ -307,7 +336,9 @@ func (w *Writer) rotate(next bool, done chan error) {
 			if oerr != nil {
 				panic(fmt.Sprintf("decisionlog: no segment to write to: %v; %v", err, oerr))
 			}
+			w.segMu.Lock()
 			w.seg = f
+			w.segMu.Unlock()
 		}
 	}
 }
@@ -363,6 +394,7 @@ func (w *Writer) Close() error {
 	w.mu.Unlock()
 	close(w.stop)
 	<-w.done
+	<-w.sdone
 	close(w.queue)
 	<-w.cdone
 	lockPath := w.lock.Name()
