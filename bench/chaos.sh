@@ -9,6 +9,7 @@
 #   bash bench/chaos.sh                       # both scenarios
 #   SCENARIO=redis bash bench/chaos.sh        # or standalone
 #   THROUGHPUT=5 bash bench/chaos.sh          # instead: /act throughput without and with --logs
+#   THROUGHPUT=5 BASELINE_BIN=/tmp/old-shopagent bash bench/chaos.sh   # ... and an older binary's logs
 # Env: CONCURRENCY (32), KILLS (5). Needs redis-server (make deps installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,4 +17,4 @@ command -v redis-server >/dev/null 2>&1 || make deps
 go build -o bin/shopagent ./cmd/shopagent
 go build -o bin/chaos ./bench/chaos
 exec timeout 600 bin/chaos -bin bin/shopagent -scenario "${SCENARIO:-both}" -concurrency "${CONCURRENCY:-32}" \
-  -kills "${KILLS:-5}" -throughput "${THROUGHPUT:-0}"
+  -kills "${KILLS:-5}" -throughput "${THROUGHPUT:-0}" -baseline-bin "${BASELINE_BIN:-}"

@@ -40,6 +40,7 @@ func main() {
 	kills := flag.Int("kills", 5, "kill -9s of a replica per scenario")
 	work := flag.String("dir", "", "working directory (default: a new temporary one, removed after)")
 	throughput := flag.Int("throughput", 0, "instead of the faults: this many alternating 8 s runs of /act at -concurrency without and with --logs (WAL), medians")
+	baseline := flag.String("baseline-bin", "", "with -throughput: also run this (older) shopagent binary with --logs in each round")
 	flag.Parse()
 	dir := *work
 	if dir == "" {
@@ -51,7 +52,7 @@ func main() {
 		dir = d
 	}
 	if *throughput > 0 {
-		if err := throughputRuns(*bin, dir, *conc, *throughput); err != nil {
+		if err := throughputRuns(*bin, *baseline, dir, *conc, *throughput); err != nil {
 			fail(err)
 		}
 		return
@@ -703,7 +704,7 @@ func causeList(m map[string]int) string {
 // throughputRuns measures /act requests per second at concurrency conc of one server with
 // lexical arms (the cheapest policy: the log's cost shows most), without and with --logs,
 // alternating, and prints the medians and their ratio.
-func throughputRuns(bin, dir string, conc, runs int) error {
+func throughputRuns(bin, baseline, dir string, conc, runs int) error {
 	armDir := filepath.Join(dir, "tp-arm")
 	os.MkdirAll(armDir, 0o755)
 	if err := os.WriteFile(filepath.Join(armDir, serve.LexicalConfigFile), []byte(`{"name":"lex"}`), 0o644); err != nil {
@@ -712,7 +713,7 @@ func throughputRuns(bin, dir string, conc, runs int) error {
 	body, _ := json.Marshal(serve.ActRequest{SessionID: "S", Instruction: "i want a red cotton shirt under 30 dollars",
 		Observation:      strings.Repeat("[button] b0123456789 [button_] soft cotton crew neck shirt in red $19.99 ", 10),
 		AvailableActions: []string{"click[b0123456789]", "click[b0123456788]", "click[b0123456787]", "click[next >]", "click[back to search]"}})
-	one := func(logs bool, k int) (float64, error) {
+	one := func(bin string, logs bool, k int) (float64, error) {
 		port := freePort()
 		args := []string{bin, "serve", "--arms", "a=" + armDir, "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--reward-timeout", "1h"}
 		if logs {
@@ -759,18 +760,27 @@ func throughputRuns(bin, dir string, conc, runs int) error {
 		}
 		return float64(n) / 8, nil
 	}
-	var without, with []float64
+	var without, with, old []float64
 	for k := 0; k < runs; k++ {
-		a, err := one(false, k)
+		a, err := one(bin, false, k)
 		if err != nil {
 			return err
 		}
-		b, err := one(true, k)
+		b, err := one(bin, true, k)
 		if err != nil {
 			return err
 		}
 		without, with = append(without, a), append(with, b)
-		fmt.Printf("run %d: %.0f requests/s without logs, %.0f with the WAL\n", k+1, a, b)
+		fmt.Printf("run %d: %.0f requests/s without logs, %.0f with the WAL", k+1, a, b)
+		if baseline != "" {
+			c, err := one(baseline, true, 1000+k)
+			if err != nil {
+				return err
+			}
+			old = append(old, c)
+			fmt.Printf(", %.0f with the baseline binary's logs", c)
+		}
+		fmt.Println()
 	}
 	median := func(v []float64) float64 {
 		s := append([]float64(nil), v...)
@@ -781,7 +791,11 @@ func throughputRuns(bin, dir string, conc, runs int) error {
 		return (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
 	mw, mo := median(without), median(with)
-	fmt.Printf("\n| /act at concurrency %d, %d runs of 8 s | median requests/s |\n| --- | --- |\n| no logs | %.0f |\n| --logs (WAL, fsync every 100 ms) | %.0f |\n| ratio with/without | %.3f |\n",
+	fmt.Printf("\n| /act at concurrency %d, %d runs of 8 s | median requests/s |\n| --- | --- |\n| no logs | %.0f |\n| --logs (WAL, fsync every 100 ms) | %.0f |\n| ratio WAL / no logs | %.3f |\n",
 		conc, runs, mw, mo, mo/mw)
+	if baseline != "" {
+		mb := median(old)
+		fmt.Printf("| --logs, baseline binary | %.0f |\n| ratio WAL / baseline logs | %.3f |\n", mb, mo/mb)
+	}
 	return nil
 }

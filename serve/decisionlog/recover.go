@@ -145,11 +145,17 @@ func recoverDir(dir, self string, logger *slog.Logger) (Recovery, error) {
 	return rec, nil
 }
 
-// cutSegment cuts a closed WAL segment into Parquet files and removes it.
-func cutSegment(dir, path string) (int, error) {
-	seg, err := ReadSegment(path)
-	if err != nil {
-		return 0, err
+// cutSegment cuts a closed WAL segment into Parquet files and removes it. rows, when
+// not nil, are the segment's rows as the writer appended them (else the file is read).
+func cutSegment(dir, path string, rows *Segment) (int, error) {
+	var seg Segment
+	if rows != nil {
+		seg = *rows
+	} else {
+		var err error
+		if seg, err = ReadSegment(path); err != nil {
+			return 0, err
+		}
 	}
 	n, err := cutRows(dir, strings.TrimSuffix(filepath.Base(path), walExt), seg)
 	if err != nil {

@@ -21,8 +21,9 @@ const (
 	DefaultMaxBacklog = 64 << 20
 )
 
-// ErrBacklog is returned by Decision and Reward when the disk has not taken the last
-// DefaultMaxBacklog bytes of rows (writes keep failing): the row is dropped.
+// ErrBacklog is returned by Decision and Reward when DefaultMaxBacklog bytes of rows wait
+// for a disk whose writes fail: the row is dropped. (While writes succeed, a full backlog
+// makes Decision and Reward wait for room instead.)
 var ErrBacklog = errors.New("decisionlog: the disk is not taking rows (backlog full); row dropped")
 
 // Config configures a Writer.
@@ -52,11 +53,17 @@ type Writer struct {
 	log  *slog.Logger
 	lock *os.File
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// buf holds the encoded rows not yet handed to the kernel, pend the same rows as
+	// values (cut into Parquet without decoding the WAL; only recovery decodes it).
 	buf     []byte
+	pend    Segment
 	rows    int64 // rows appended
 	dropped int64
 	closed  bool
+	// room is signalled when the loop takes buf; failing is set while writes fail.
+	room    *sync.Cond
+	failing bool
 
 	kick   chan struct{}
 	stop   chan struct{}
@@ -72,6 +79,7 @@ type Writer struct {
 	segBytes int64
 	segStart time.Time
 	seq      int64
+	segRows  Segment // the rows of seg, for its cut
 	// written counts the bytes of seg handed to the kernel (by the loop, without a lock,
 	// so that a write never waits for an fsync); synced those flushed (under segMu).
 	written atomic.Int64
@@ -121,6 +129,7 @@ func Open(cfg Config) (*Writer, error) {
 	w := &Writer{cfg: cfg, log: cfg.Logger, lock: lock, kick: make(chan struct{}, 1), stop: make(chan struct{}),
 		done: make(chan struct{}), cutReq: make(chan chan error), queue: make(chan cutJob, 1<<12), cdone: make(chan struct{}),
 		sdone: make(chan struct{})}
+	w.room = sync.NewCond(&w.mu)
 	rec, err := recoverDir(cfg.Dir, cfg.Replica, cfg.Logger)
 	w.recovery = rec
 	if err != nil {
@@ -160,12 +169,21 @@ func (w *Writer) append(v any) error {
 		w.mu.Unlock()
 		return errors.New("decisionlog: writer is closed")
 	}
-	if len(w.buf)+len(rec) > DefaultMaxBacklog {
-		w.dropped++
-		w.mu.Unlock()
-		return ErrBacklog
+	for len(w.buf)+len(rec) > DefaultMaxBacklog && len(w.buf) > 0 {
+		if w.failing || w.closed {
+			w.dropped++
+			w.mu.Unlock()
+			return ErrBacklog
+		}
+		w.room.Wait() // back-pressure: the writer is behind the appenders
 	}
 	w.buf = append(w.buf, rec...)
+	switch r := v.(type) {
+	case *DecisionRow:
+		w.pend.Decisions = append(w.pend.Decisions, *r)
+	case *RewardRow:
+		w.pend.Rewards = append(w.pend.Rewards, *r)
+	}
 	w.rows++
 	w.mu.Unlock()
 	select {
@@ -263,20 +281,32 @@ func (w *Writer) loop() {
 		case cutDone = <-w.cutReq:
 		}
 		w.mu.Lock()
-		buf := w.buf
-		w.buf = spare[:0]
+		buf, rows := w.buf, w.pend
+		w.buf, w.pend = spare[:0], Segment{}
+		w.room.Broadcast()
 		w.mu.Unlock()
 		if len(buf) > 0 {
 			if _, err := w.seg.Write(buf); err != nil {
 				// Keep the rows and try again on the next round.
 				w.setErr(fmt.Errorf("write %s: %w", w.segName, err))
 				w.mu.Lock()
+				w.failing = true
+				w.room.Broadcast()
 				w.buf = append(buf, w.buf...)
+				w.pend.Decisions = append(rows.Decisions, w.pend.Decisions...)
+				w.pend.Rewards = append(rows.Rewards, w.pend.Rewards...)
 				w.mu.Unlock()
 				buf = nil
 			} else {
+				if w.failing {
+					w.mu.Lock()
+					w.failing = false
+					w.mu.Unlock()
+				}
 				w.segBytes += int64(len(buf))
 				w.written.Add(int64(len(buf)))
+				w.segRows.Decisions = append(w.segRows.Decisions, rows.Decisions...)
+				w.segRows.Rewards = append(w.segRows.Rewards, rows.Rewards...)
 			}
 		}
 		spare = buf
@@ -292,7 +322,7 @@ func (w *Writer) loop() {
 			if left > 0 {
 				w.mu.Lock()
 				w.setErr(fmt.Errorf("closing with %d bytes of rows the disk did not take", len(w.buf)))
-				w.buf = nil
+				w.buf, w.pend = nil, Segment{}
 				w.mu.Unlock()
 			}
 			w.rotate(false, nil)
@@ -307,6 +337,7 @@ func (w *Writer) loop() {
 // cutJob is a closed segment to cut; done (if any) receives the outcome.
 type cutJob struct {
 	path string
+	rows *Segment // the segment's rows, when the writer has them (else read from path)
 	done chan error
 }
 
@@ -327,7 +358,9 @@ func (w *Writer) rotate(next bool, done chan error) {
 	path := w.seg.Name()
 	w.seg.Close()
 	w.segMu.Unlock()
-	w.queue <- cutJob{path: path, done: done}
+	rows := w.segRows
+	w.segRows = Segment{}
+	w.queue <- cutJob{path: path, rows: &rows, done: done}
 	if next {
 		if err := w.openSegment(); err != nil {
 			w.setErr(err)
@@ -346,18 +379,18 @@ func (w *Writer) rotate(next bool, done chan error) {
 func (w *Writer) converter() {
 	defer close(w.cdone)
 	for job := range w.queue {
-		err := w.cut(job.path)
+		err := w.cut(job.path, job.rows)
 		if job.done != nil {
 			job.done <- err
 		}
 	}
 }
 
-func (w *Writer) cut(path string) error {
+func (w *Writer) cut(path string, rows *Segment) error {
 	if _, err := os.Stat(path); err != nil {
 		return nil // already cut (a segment reopened after a failed rotation)
 	}
-	n, err := cutSegment(w.cfg.Dir, path)
+	n, err := cutSegment(w.cfg.Dir, path, rows)
 	if err != nil {
 		err = fmt.Errorf("cut %s: %w", filepath.Base(path), err)
 		w.setErr(err)
@@ -391,6 +424,7 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
+	w.room.Broadcast()
 	w.mu.Unlock()
 	close(w.stop)
 	<-w.done
