@@ -10,6 +10,7 @@
 #   SCENARIO=redis bash bench/chaos.sh        # or standalone
 #   THROUGHPUT=5 bash bench/chaos.sh          # instead: /act throughput without and with --logs
 #   THROUGHPUT=5 BASELINE_BIN=/tmp/old-shopagent bash bench/chaos.sh   # ... and an older binary's logs
+#   THROUGHPUT=5 POLICY=DIR bash bench/chaos.sh   # ... serving DIR (e.g. go run ./bench/exportpolicy -out DIR)
 # Env: CONCURRENCY (32), KILLS (5). Needs redis-server (make deps installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,4 +18,4 @@ command -v redis-server >/dev/null 2>&1 || make deps
 go build -o bin/shopagent ./cmd/shopagent
 go build -o bin/chaos ./bench/chaos
 exec timeout 600 bin/chaos -bin bin/shopagent -scenario "${SCENARIO:-both}" -concurrency "${CONCURRENCY:-32}" \
-  -kills "${KILLS:-5}" -throughput "${THROUGHPUT:-0}" -baseline-bin "${BASELINE_BIN:-}"
+  -kills "${KILLS:-5}" -throughput "${THROUGHPUT:-0}" -baseline-bin "${BASELINE_BIN:-}" -policy "${POLICY:-}"

@@ -41,6 +41,7 @@ func main() {
 	work := flag.String("dir", "", "working directory (default: a new temporary one, removed after)")
 	throughput := flag.Int("throughput", 0, "instead of the faults: this many alternating 8 s runs of /act at -concurrency without and with --logs (WAL), medians")
 	baseline := flag.String("baseline-bin", "", "with -throughput: also run this (older) shopagent binary with --logs in each round")
+	policy := flag.String("policy", "", "with -throughput: serve this policy directory (default: a lexical arm, the cheapest policy)")
 	flag.Parse()
 	dir := *work
 	if dir == "" {
@@ -52,7 +53,7 @@ func main() {
 		dir = d
 	}
 	if *throughput > 0 {
-		if err := throughputRuns(*bin, *baseline, dir, *conc, *throughput); err != nil {
+		if err := throughputRuns(*bin, *baseline, *policy, dir, *conc, *throughput); err != nil {
 			fail(err)
 		}
 		return
@@ -704,11 +705,14 @@ func causeList(m map[string]int) string {
 // throughputRuns measures /act requests per second at concurrency conc of one server with
 // lexical arms (the cheapest policy: the log's cost shows most), without and with --logs,
 // alternating, and prints the medians and their ratio.
-func throughputRuns(bin, baseline, dir string, conc, runs int) error {
-	armDir := filepath.Join(dir, "tp-arm")
-	os.MkdirAll(armDir, 0o755)
-	if err := os.WriteFile(filepath.Join(armDir, serve.LexicalConfigFile), []byte(`{"name":"lex"}`), 0o644); err != nil {
-		return err
+func throughputRuns(bin, baseline, policy, dir string, conc, runs int) error {
+	armDir := policy
+	if armDir == "" {
+		armDir = filepath.Join(dir, "tp-arm")
+		os.MkdirAll(armDir, 0o755)
+		if err := os.WriteFile(filepath.Join(armDir, serve.LexicalConfigFile), []byte(`{"name":"lex"}`), 0o644); err != nil {
+			return err
+		}
 	}
 	body, _ := json.Marshal(serve.ActRequest{SessionID: "S", Instruction: "i want a red cotton shirt under 30 dollars",
 		Observation:      strings.Repeat("[button] b0123456789 [button_] soft cotton crew neck shirt in red $19.99 ", 10),
@@ -725,8 +729,11 @@ func throughputRuns(bin, baseline, dir string, conc, runs int) error {
 		}
 		defer p.signal(syscall.SIGTERM)
 		url := fmt.Sprintf("http://127.0.0.1:%d", port)
-		if err := waitHTTP(url+"/readyz", 30*time.Second); err != nil {
+		if err := waitHTTP(url+"/readyz", 60*time.Second); err != nil {
 			return 0, err
+		}
+		if resp, err := http.Post(url+"/act", "application/json", bytes.NewReader(body)); err == nil {
+			resp.Body.Close() // warm-up
 		}
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}}
 		var n, bad int64
