@@ -64,6 +64,9 @@ func TestInspectServeLogs(t *testing.T) {
 	}
 	// The rest stays in the WAL (the writer is left open, as a live server's is).
 	defer w.Close()
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	// A temporary file a crash left behind is not a log file.
 	tmp := filepath.Join(dir, "rewards", "date=2025-06-01", "arm=dpo", ".part-x.parquet-1.tmp")
 	if err := os.WriteFile(tmp, []byte("PAR1"), 0o644); err != nil {

@@ -68,7 +68,8 @@ type Writer struct {
 	kick   chan struct{}
 	stop   chan struct{}
 	done   chan struct{}
-	cutReq chan chan error
+	cutReq  chan chan error
+	syncReq chan chan error
 	queue  chan cutJob
 	cdone  chan struct{}
 
@@ -127,7 +128,7 @@ func Open(cfg Config) (*Writer, error) {
 		return nil, fmt.Errorf("decisionlog: another live writer in %s is named %q", cfg.Dir, cfg.Replica)
 	}
 	w := &Writer{cfg: cfg, log: cfg.Logger, lock: lock, kick: make(chan struct{}, 1), stop: make(chan struct{}),
-		done: make(chan struct{}), cutReq: make(chan chan error), queue: make(chan cutJob, 1<<12), cdone: make(chan struct{}),
+		done: make(chan struct{}), cutReq: make(chan chan error), syncReq: make(chan chan error), queue: make(chan cutJob, 1<<12), cdone: make(chan struct{}),
 		sdone: make(chan struct{})}
 	w.room = sync.NewCond(&w.mu)
 	rec, err := recoverDir(cfg.Dir, cfg.Replica, cfg.Logger)
@@ -272,8 +273,9 @@ func (w *Writer) loop() {
 	retries := 0
 	for {
 		stopping := false
-		var cutDone chan error
+		var cutDone, syncDone chan error
 		select {
+		case syncDone = <-w.syncReq:
 		case <-w.kick:
 		case <-tick.C:
 		case <-w.stop:
@@ -310,6 +312,18 @@ func (w *Writer) loop() {
 			}
 		}
 		spare = buf
+		if syncDone != nil {
+			w.segMu.Lock()
+			err := w.seg.Sync()
+			if err == nil {
+				w.synced = w.written.Load()
+			}
+			w.segMu.Unlock()
+			if err == nil && len(buf) == 0 && w.pendingBytes() > 0 {
+				err = errors.New("decisionlog: rows are waiting for a disk that does not take them")
+			}
+			syncDone <- err
+		}
 		if stopping {
 			w.mu.Lock()
 			left := len(w.buf)
@@ -401,6 +415,25 @@ func (w *Writer) cut(path string, rows *Segment) error {
 	w.statMu.Unlock()
 	w.log.Debug("decision log segment cut", "segment", filepath.Base(path), "rows", n)
 	return nil
+}
+
+func (w *Writer) pendingBytes() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.buf)
+}
+
+// Sync hands every row appended before it to the kernel and flushes the segment to
+// disk, returning once that is done (the writer does both by itself, continuously and
+// every SyncEvery).
+func (w *Writer) Sync() error {
+	done := make(chan error, 1)
+	select {
+	case w.syncReq <- done:
+	case <-w.done:
+		return errors.New("decisionlog: writer is closed")
+	}
+	return <-done
 }
 
 // Cut closes the current segment and cuts it into Parquet files now, returning once they
