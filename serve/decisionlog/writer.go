@@ -65,13 +65,13 @@ type Writer struct {
 	room    *sync.Cond
 	failing bool
 
-	kick   chan struct{}
-	stop   chan struct{}
-	done   chan struct{}
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
 	cutReq  chan chan error
 	syncReq chan chan error
-	queue  chan cutJob
-	cdone  chan struct{}
+	queue   chan cutJob
+	cdone   chan struct{}
 
 	// Owned by the loop goroutine; seg also read by the syncer under segMu.
 	segMu    sync.Mutex
