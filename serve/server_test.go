@@ -337,7 +337,8 @@ func TestPolicyFailuresAre500(t *testing.T) {
 }
 
 func TestReloadFailureKeepsServing(t *testing.T) {
-	ts := startServer(t, nil)
+	var logs syncBuffer
+	ts := startServer(t, func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
 	c := NewClient(ts.URL)
 	ctx := context.Background()
 	act := func() ActResponse {
@@ -367,6 +368,14 @@ func TestReloadFailureKeepsServing(t *testing.T) {
 	}
 	if r := act(); r.PolicySHA256 != old.PolicySHA256 {
 		t.Fatalf("failed reload changed the policy: %s -> %s", old.PolicySHA256, r.PolicySHA256)
+	}
+	// The failed reload is one JSON line naming the arm, and its 500 one more with the
+	// request id and the cause.
+	for _, want := range []string{`"msg":"reload failed; the previous policy keeps serving","arm":"a"`,
+		`"msg":"request failed","request_id":"`, `"status":500,"cause":"reload"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs.String())
+		}
 	}
 	if code, _ := get(t, ts.URL+"/readyz"); code != 200 {
 		t.Fatalf("readyz after a failed reload: %d", code)
@@ -575,5 +584,49 @@ func TestConcurrentSessions(t *testing.T) {
 	arms, _ := c.Arms(ctx)
 	if arms.Arms[0].Episodes+arms.Arms[1].Episodes != 160 {
 		t.Fatalf("arms %+v", arms)
+	}
+}
+
+// TestClientErrorsCountedAndSampled: every 4xx is counted by route, code and cause; the
+// log has one line per route and status per RejectLogEvery, saying how many it left out.
+func TestClientErrorsCountedAndSampled(t *testing.T) {
+	var logs syncBuffer
+	ts := startServer(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+		c.RejectLogEvery = time.Hour
+	})
+	for i := 0; i < 5; i++ {
+		if code, _ := post(t, ts.URL+"/act", `{bad`); code != 400 {
+			t.Fatalf("malformed JSON: %d", code)
+		}
+	}
+	if code, _ := post(t, ts.URL+"/act", actBody("x", "click[a]"), "Content-Type", "text/plain"); code != 415 {
+		t.Fatalf("text/plain: %d", code)
+	}
+	if n := strings.Count(logs.String(), `"msg":"request rejected"`); n != 2 {
+		t.Fatalf("%d rejected lines for 5 x 400 and 1 x 415, want 2 (one per status):\n%s", n, logs.String())
+	}
+	resp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`shopagent_http_errors_total{cause="client",code="400",route="/act"} 5`,
+		`shopagent_http_errors_total{cause="client",code="415",route="/act"} 1`} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	// The next 400 after the sampling window says how many it left out.
+	ts.rejectMu.Lock()
+	for k, v := range ts.rejectLast {
+		v.last = time.Time{}
+		ts.rejectLast[k] = v
+	}
+	ts.rejectMu.Unlock()
+	post(t, ts.URL+"/act", `{bad`)
+	if !strings.Contains(logs.String(), `"not_logged_since_last":4`) {
+		t.Fatalf("the next logged 400 does not count the 4 left out:\n%s", logs.String())
 	}
 }
