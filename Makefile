@@ -22,10 +22,12 @@ export SHOPAGENT_ORT_LIB ?= $(CURDIR)/$(ORT_LIB)
 
 all: build
 
+# Debian packages come from apt, as root (or through sudo): redis-server for the server's
+# tests, chromium (without its recommended packages) for the web-shop tests.
 deps: onnxruntime
 	$(GO) mod download
-	@command -v redis-server >/dev/null 2>&1 || { (apt-get update -qq || sudo apt-get update -qq) && (apt-get install -y redis-server || sudo apt-get install -y redis-server); }
-	@test -x /usr/bin/chromium || { (apt-get update -qq || sudo apt-get update -qq) && (apt-get install -y chromium || sudo apt-get install -y chromium); }
+	@command -v redis-server >/dev/null 2>&1 || { (apt-get update -qq || sudo apt-get update -qq) && (apt-get install -y --no-install-recommends redis-server || sudo apt-get install -y --no-install-recommends redis-server); }
+	@test -x /usr/bin/chromium || { (apt-get update -qq || sudo apt-get update -qq) && (apt-get install -y --no-install-recommends chromium || sudo apt-get install -y --no-install-recommends chromium); }
 
 # libonnxruntime.so.1 from the npm tarball (npm verifies the registry's integrity hash).
 onnxruntime: $(ORT_LIB)
@@ -40,15 +42,21 @@ $(ORT_LIB):
 build: deps
 	$(GO) build -o $(BIN) ./cmd/shopagent
 
-# Unit, integration and fuzz-seed tests. Stays well under 15 minutes on 2 cores.
+# Unit, integration and fuzz-seed tests, then a few seconds of fuzzing of the server's
+# /act and /feedback; fails when go.mod or go.sum is not tidy. Stays well under 15
+# minutes on 2 cores.
+SERVE_FUZZ_TIME ?= 8s
 test: deps
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 14m ./...
+	$(GO) test ./serve -run '^$$' -fuzz '^FuzzServer$$' -fuzztime $(SERVE_FUZZ_TIME)
+	$(GO) test ./serve -run '^$$' -fuzz '^FuzzActFeedback$$' -fuzztime $(SERVE_FUZZ_TIME)
 
 test-race: deps
 	$(GO) test -race -count=1 -timeout 14m ./...
 
-# Short coverage-guided fuzzing of the action parser and the JSON loaders.
+# Short coverage-guided fuzzing of the action parser, the JSON loaders and the server.
 FUZZ_TIME ?= 20s
 fuzz: deps
 	$(GO) test ./env -run '^$$' -fuzz '^FuzzParseAction$$' -fuzztime $(FUZZ_TIME)
@@ -57,6 +65,8 @@ fuzz: deps
 	$(GO) test ./env -run '^$$' -fuzz '^FuzzParseGoalJSON$$' -fuzztime $(FUZZ_TIME)
 	$(GO) test ./env -run '^$$' -fuzz '^FuzzParseProductJSON$$' -fuzztime $(FUZZ_TIME)
 	$(GO) test ./env -run '^$$' -fuzz '^FuzzTokenSetRatio$$' -fuzztime $(FUZZ_TIME)
+	$(GO) test ./serve -run '^$$' -fuzz '^FuzzServer$$' -fuzztime $(FUZZ_TIME)
+	$(GO) test ./serve -run '^$$' -fuzz '^FuzzActFeedback$$' -fuzztime $(FUZZ_TIME)
 
 # The main job, end to end, on the built-in shop generated on the fly: shop -> baselines ->
 # expert demonstrations -> masked-LM pretraining -> imitation learning -> generated

@@ -114,7 +114,7 @@ func LoadArms(specs []ArmSpec, backend string, workers int, agentCfg train.Agent
 				NewAgent: func(seed uint64) env.Agent { return env.NewRandomAgent(seed, 0.05) }})
 		default:
 			if _, err := os.Stat(s.Spec); err != nil {
-				return fail(fmt.Errorf("abtest: arm %s: %w", s.Name, err))
+				return fail(fmt.Errorf("abtest: arm %s=%s: not rule, random, nor a policy run directory or checkpoint (%w)", s.Name, s.Spec, err))
 			}
 			be, err := models.NewBackend(backend)
 			if err != nil {

@@ -2,9 +2,8 @@ package abtest
 
 import (
 	"fmt"
+	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"sort"
 
 	"gonum.org/v1/plot"
@@ -13,6 +12,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"shopagent/atomicfile"
 )
 
 // Curves are the running per-arm figures of a test against the episode index (the
@@ -174,25 +175,10 @@ func WritePlot(path string, r Report) error {
 
 // savePNG writes a canvas as a PNG atomically.
 func savePNG(path string, img *vgimg.Canvas) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("abtest: plot: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return fmt.Errorf("abtest: plot %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return fmt.Errorf("abtest: plot: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("abtest: plot %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("abtest: plot: %w", err)
-	}
-	return nil
+	return atomicfile.Write(path, 0o644, func(f io.Writer) error {
+		if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+			return fmt.Errorf("abtest: plot %s: %w", path, err)
+		}
+		return nil
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
+	"shopagent/atomicfile"
 	"shopagent/bandit"
 )
 
@@ -339,32 +341,16 @@ func WriteEpisodes(path string, eps []Episode) error {
 		}
 		return rows[i].Episode < rows[j].Episode
 	})
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("abtest: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	w := parquet.NewGenericWriter[episodeRow](f, parquet.Compression(&parquet.Zstd), parquet.CreatedBy("shopagent abtest", "", ""))
-	if _, err := w.Write(rows); err != nil {
-		f.Close()
-		return fmt.Errorf("abtest: write %s: %w", path, err)
-	}
-	if err := w.Close(); err != nil {
-		f.Close()
-		return fmt.Errorf("abtest: write %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return fmt.Errorf("abtest: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("abtest: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("abtest: %w", err)
-	}
-	return nil
+	return atomicfile.Write(path, 0o644, func(f io.Writer) error {
+		w := parquet.NewGenericWriter[episodeRow](f, parquet.Compression(&parquet.Zstd), parquet.CreatedBy("shopagent abtest", "", ""))
+		if _, err := w.Write(rows); err != nil {
+			return fmt.Errorf("abtest: write %s: %w", path, err)
+		}
+		if err := w.Close(); err != nil {
+			return fmt.Errorf("abtest: write %s: %w", path, err)
+		}
+		return nil
+	})
 }
 
 // ReadEpisodes reads an episodes.parquet file.
@@ -382,12 +368,7 @@ func ReadEpisodes(path string) ([]Episode, error) {
 }
 
 func writeFileAtomic(path string, data []byte) error {
-	tmp := fmt.Sprintf("%s.tmp%d", path, os.Getpid())
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("abtest: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("abtest: %w", err)
 	}
 	return nil

@@ -2,9 +2,14 @@ package datasets
 
 import (
 	"math"
+	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
+	"time"
 
 	"shopagent/env"
+	"shopagent/serve/decisionlog"
 )
 
 // ActionKind classifies an action by its text.
@@ -191,5 +196,149 @@ func Inspect(path string) (Summary, error) {
 	if s.Episodes > 0 {
 		s.MeanSteps = float64(s.Steps) / float64(s.Episodes)
 	}
+	return s, nil
+}
+
+// ServeLogArm summarises one arm of a policy server's logs.
+type ServeLogArm struct {
+	Arm       string `json:"arm"`
+	Decisions int    `json:"decisions"`
+	// Rewards counts ended episodes, Timeouts those ended by the reward timeout (reward 0).
+	Rewards  int `json:"rewards"`
+	Timeouts int `json:"timeouts"`
+	// MeanReward and SuccessRate (percent) are over the rewarded episodes.
+	MeanReward  float64  `json:"mean_reward"`
+	SuccessRate float64  `json:"success_rate"`
+	Policies    []string `json:"policies"`
+}
+
+// ServeLogSummary describes the decision and reward logs of `shopagent serve --logs DIR`:
+// the published Parquet files and the rows still in the write-ahead log.
+type ServeLogSummary struct {
+	Path string `json:"path"`
+	// DecisionFiles and RewardFiles count the Parquet files; WALSegments the segments
+	// not yet cut (a live server's, or a crashed one's before its recovery).
+	DecisionFiles, RewardFiles, WALSegments int
+	// Decisions and Rewards count the rows, WALDecisions and WALRewards those in the WAL.
+	Decisions    int `json:"decisions"`
+	Rewards      int `json:"rewards"`
+	WALDecisions int `json:"wal_decisions"`
+	WALRewards   int `json:"wal_rewards"`
+	// Sessions and Episodes count the distinct sessions and (session, episode) pairs of
+	// the decisions; Unrewarded the episodes with decisions and no reward (yet).
+	Sessions   int `json:"sessions"`
+	Episodes   int `json:"episodes"`
+	Unrewarded int `json:"unrewarded_episodes"`
+	// First and Last are the times of the first and last row.
+	First time.Time     `json:"first,omitzero"`
+	Last  time.Time     `json:"last,omitzero"`
+	Arms  []ServeLogArm `json:"arms"`
+}
+
+// IsServeLogDir reports whether dir looks like a policy server's log directory (it has
+// a decisions, rewards or wal folder).
+func IsServeLogDir(dir string) bool {
+	for _, sub := range []string{decisionlog.Decisions, decisionlog.Rewards, "wal"} {
+		if st, err := os.Stat(filepath.Join(dir, sub)); err == nil && st.IsDir() {
+			return true
+		}
+	}
+	return false
+}
+
+// InspectServeLogs reads a policy server's log directory (read-only: the WAL is read,
+// not recovered) and summarises it.
+func InspectServeLogs(dir string) (ServeLogSummary, error) {
+	s := ServeLogSummary{Path: dir}
+	dfiles, err := decisionlog.Files(dir, decisionlog.Decisions, time.Time{})
+	if err != nil {
+		return s, err
+	}
+	rfiles, err := decisionlog.Files(dir, decisionlog.Rewards, time.Time{})
+	if err != nil {
+		return s, err
+	}
+	segs, err := decisionlog.Segments(dir)
+	if err != nil {
+		return s, err
+	}
+	s.DecisionFiles, s.RewardFiles, s.WALSegments = len(dfiles), len(rfiles), len(segs)
+	decs, err := decisionlog.ReadDecisions(dir)
+	if err != nil {
+		return s, err
+	}
+	rews, err := decisionlog.ReadRewards(dir)
+	if err != nil {
+		return s, err
+	}
+	wal, err := decisionlog.ReadWAL(dir)
+	if err != nil {
+		return s, err
+	}
+	s.WALDecisions, s.WALRewards = len(wal.Decisions), len(wal.Rewards)
+	decs, rews = append(decs, wal.Decisions...), append(rews, wal.Rewards...)
+	s.Decisions, s.Rewards = len(decs), len(rews)
+	arms := map[string]*ServeLogArm{}
+	policies := map[string]map[string]bool{}
+	arm := func(name string) *ServeLogArm {
+		a := arms[name]
+		if a == nil {
+			a = &ServeLogArm{Arm: name}
+			arms[name] = a
+			policies[name] = map[string]bool{}
+		}
+		return a
+	}
+	seen := func(ts time.Time) {
+		if s.First.IsZero() || ts.Before(s.First) {
+			s.First = ts
+		}
+		if ts.After(s.Last) {
+			s.Last = ts
+		}
+	}
+	sessions := map[string]bool{}
+	episodes := map[string]bool{}
+	for _, d := range decs {
+		arm(d.Arm).Decisions++
+		policies[d.Arm][d.Policy] = true
+		sessions[d.SessionID] = true
+		episodes[d.SessionID+"\n"+strconv.FormatInt(d.Episode, 10)] = true
+		seen(d.TS)
+	}
+	rewarded := map[string]bool{}
+	sums := map[string]float64{}
+	succ := map[string]int{}
+	for _, r := range rews {
+		a := arm(r.Arm)
+		a.Rewards++
+		if r.Source == decisionlog.SourceTimeout {
+			a.Timeouts++
+		}
+		sums[r.Arm] += r.Reward
+		if r.Success {
+			succ[r.Arm]++
+		}
+		rewarded[r.SessionID+"\n"+strconv.FormatInt(r.Episode, 10)] = true
+		seen(r.TS)
+	}
+	s.Sessions, s.Episodes = len(sessions), len(episodes)
+	for k := range episodes {
+		if !rewarded[k] {
+			s.Unrewarded++
+		}
+	}
+	for name, a := range arms {
+		if a.Rewards > 0 {
+			a.MeanReward = sums[name] / float64(a.Rewards)
+			a.SuccessRate = 100 * float64(succ[name]) / float64(a.Rewards)
+		}
+		for p := range policies[name] {
+			a.Policies = append(a.Policies, p)
+		}
+		sort.Strings(a.Policies)
+		s.Arms = append(s.Arms, *a)
+	}
+	sort.Slice(s.Arms, func(i, j int) bool { return s.Arms[i].Arm < s.Arms[j].Arm })
 	return s, nil
 }

@@ -1,12 +1,11 @@
 package datasets
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/parquet-go/parquet-go"
+
+	"shopagent/atomicfile"
 )
 
 // DefaultRowGroupRows is the number of rows per row group when
@@ -28,8 +27,7 @@ type WriterOptions struct {
 // for concurrent use.
 type Writer struct {
 	path    string
-	tmp     string
-	f       *os.File
+	f       *atomicfile.File
 	pw      *parquet.GenericWriter[Step]
 	rows    int64
 	pending int
@@ -44,27 +42,17 @@ func Create(path string, opts WriterOptions) (*Writer, error) {
 	if n <= 0 {
 		n = DefaultRowGroupRows
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	// The temporary name does not end in .parquet, so directory readers
+	// The temporary name (atomicfile's) does not end in .parquet, so directory readers
 	// never pick up an unfinished file.
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("datasets: create %s: %w", path, err)
-	}
-	// CreateTemp makes the file private; a published dataset is readable.
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, fmt.Errorf("datasets: create %s: %w", path, err)
+		return nil, fmt.Errorf("datasets: %w", err)
 	}
 	pw := parquet.NewGenericWriter[Step](f,
 		parquet.Compression(&parquet.Zstd),
 		parquet.MaxRowsPerRowGroup(int64(n)),
 		parquet.CreatedBy("shopagent datasets", "", ""))
-	return &Writer{path: path, tmp: f.Name(), f: f, pw: pw, groupN: n}, nil
+	return &Writer{path: path, f: f, pw: pw, groupN: n}, nil
 }
 
 // Path returns the final path of the file.
@@ -98,7 +86,8 @@ func (w *Writer) Write(steps ...Step) error {
 	return nil
 }
 
-// Close writes the footer, syncs the file and renames it to the final path.
+// Close writes the footer and publishes the file (atomicfile: fsync, rename, directory
+// fsync).
 // On error the temporary file is removed and the final path is untouched.
 // Closing twice is a no-op.
 func (w *Writer) Close() error {
@@ -106,18 +95,11 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
-	err := w.pw.Close()
-	if err == nil {
-		err = w.f.Sync()
+	if err := w.pw.Close(); err != nil {
+		w.f.Abort()
+		return fmt.Errorf("datasets: close %s: %w", w.path, err)
 	}
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(w.tmp, w.path)
-	}
-	if err != nil {
-		os.Remove(w.tmp)
+	if err := w.f.Commit(); err != nil {
 		return fmt.Errorf("datasets: close %s: %w", w.path, err)
 	}
 	return nil
@@ -130,8 +112,7 @@ func (w *Writer) Abort() error {
 		return nil
 	}
 	w.closed = true
-	err := errors.Join(w.f.Close(), os.Remove(w.tmp))
-	if err != nil {
+	if err := w.f.Abort(); err != nil {
 		return fmt.Errorf("datasets: abort %s: %w", w.path, err)
 	}
 	return nil

@@ -5,8 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"shopagent/atomicfile"
 )
 
 // The special tokens of BERT and the four tokens WebShop adds for its buttons.
@@ -199,32 +201,16 @@ func (t *Tokenizer) WriteVocab(path string) error {
 	return writeVocabFile(path, t.vocab)
 }
 
-func writeVocabFile(path string, vocab []string) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("features: write vocab: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
+func writeVocabFile(path string, vocab []string) error {
+	err := atomicfile.Write(path, 0o644, func(f io.Writer) error {
+		w := bufio.NewWriter(f)
+		for _, tok := range vocab {
+			w.WriteString(tok)
+			w.WriteByte('\n')
 		}
-	}()
-	w := bufio.NewWriter(f)
-	for _, tok := range vocab {
-		w.WriteString(tok)
-		w.WriteByte('\n')
-	}
-	if err = w.Flush(); err != nil {
-		return fmt.Errorf("features: write vocab: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("features: write vocab: %w", err)
-	}
-	if err = os.Chmod(f.Name(), 0o644); err != nil {
-		return fmt.Errorf("features: write vocab: %w", err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
+		return w.Flush()
+	})
+	if err != nil {
 		return fmt.Errorf("features: write vocab: %w", err)
 	}
 	return nil

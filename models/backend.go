@@ -72,7 +72,7 @@ func NewBackend(name string) (backends.Backend, error) {
 		if config == "" {
 			config = DefaultGoConfig
 		}
-		backend, err := simplego.New(config)
+		backend, err := newSimpleGo(config)
 		if err != nil {
 			return nil, fmt.Errorf("models: creating backend %q: %w", spec, err)
 		}

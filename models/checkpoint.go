@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"shopagent/atomicfile"
 	"shopagent/features"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -433,18 +434,12 @@ func WriteSafetensors(path string, ts map[string]*tensors.Tensor, metadata map[s
 	for len(hb)%8 != 0 {
 		hb = append(hb, ' ')
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
 		return fmt.Errorf("models: safetensors: %w", err)
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	w := newBufWriter(f)
+	defer f.Abort() // a no-op after Commit
+	w := newBufWriter(f.File)
 	var lenBuf [8]byte
 	binary.LittleEndian.PutUint64(lenBuf[:], uint64(len(hb)))
 	w.write(lenBuf[:])
@@ -457,16 +452,9 @@ func WriteSafetensors(path string, ts map[string]*tensors.Tensor, metadata map[s
 	if err := w.flush(); err != nil {
 		return fmt.Errorf("models: safetensors %s: %w", path, err)
 	}
-	if err := f.Chmod(0o644); err != nil {
+	if err := f.Commit(); err != nil {
 		return fmt.Errorf("models: safetensors %s: %w", path, err)
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("models: safetensors %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("models: safetensors %s: %w", path, err)
-	}
-	ok = true
 	return nil
 }
 

@@ -95,7 +95,7 @@ func (a *arm) load(loader Loader) (PolicyInfo, error) {
 		a.mu.Lock()
 		a.loadErr = err
 		a.mu.Unlock()
-		return PolicyInfo{}, fmt.Errorf("arm %s: load %s: %w", a.spec.Name, a.spec.Dir, err)
+		return PolicyInfo{}, fmt.Errorf("arm %s: %w", a.spec.Name, err)
 	}
 	info := p.Info()
 	if info.Name == "" {

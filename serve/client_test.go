@@ -13,6 +13,7 @@ import (
 
 	"shopagent/env"
 	"shopagent/env/shopgen"
+	"shopagent/serve/decisionlog"
 )
 
 var driveShop struct {
@@ -51,7 +52,7 @@ func TestDriveEpisodesThroughServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	logDir := t.TempDir()
-	logs, err := OpenLogs(LogConfig{Dir: logDir})
+	logs, err := decisionlog.Open(decisionlog.Config{Dir: logDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,11 +104,11 @@ func TestDriveEpisodesThroughServer(t *testing.T) {
 			t.Fatalf("episode %d: goal %d then %d", i, eps[i].Goal, again[i].Goal)
 		}
 	}
-	if err := logs.Flush(); err != nil {
+	if err := logs.Cut(); err != nil {
 		t.Fatal(err)
 	}
-	decs, _ := ReadDecisions(logDir)
-	rews, _ := ReadRewards(logDir)
+	decs, _ := decisionlog.ReadDecisions(logDir)
+	rews, _ := decisionlog.ReadRewards(logDir)
 	nd := 0
 	for _, e := range eps {
 		nd += e.Decisions

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"shopagent/serve/decisionlog"
 )
 
 // synthLogs logs n two-step episodes of a behaviour policy through a LogWriter and
@@ -15,7 +17,7 @@ import (
 func synthLogs(t *testing.T, n int, behave Policy) ([]DecisionRow, []RewardRow) {
 	t.Helper()
 	dir := t.TempDir()
-	w, err := OpenLogs(LogConfig{Dir: dir, FlushEvery: time.Hour})
+	w, err := decisionlog.Open(decisionlog.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +58,11 @@ func synthLogs(t *testing.T, n int, behave Policy) ([]DecisionRow, []RewardRow) 
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	decs, err := ReadDecisions(dir)
+	decs, err := decisionlog.ReadDecisions(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rews, err := ReadRewards(dir)
+	rews, err := decisionlog.ReadRewards(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
-	"strings"
 
 	"github.com/maypok86/otter/v2"
 	"github.com/maypok86/otter/v2/stats"
@@ -43,7 +42,16 @@ type ORTOptions struct {
 	// model.onnx's (checked at export). Entries weigh their token count x the hidden
 	// size x 4 bytes; the least valuable are evicted (otter's W-TinyLFU).
 	ActionCacheMB int
+	// ChunkActions bounds the actions scored in one ONNX Runtime run (default
+	// DefaultChunkActions): a request with more is scored in chunks (the state once per
+	// chunk), so the memory of a run, ONNX Runtime's arena included, does not grow with
+	// the number of actions. The logits equal those of one run: each action's logit
+	// depends on the state and that action only.
+	ChunkActions int
 }
+
+// DefaultChunkActions is ORTOptions.ChunkActions' default.
+const DefaultChunkActions = 16
 
 // ONNXPolicy is a Policy that runs an exported policy directory (model.onnx, vocab.txt,
 // policy.json; see `shopagent export`) on ONNX Runtime. It featurizes an observation as
@@ -59,6 +67,7 @@ type ONNXPolicy struct {
 	// (key: the action's token ids; value: [tokens, H] float32 rows).
 	actions, scorer *onnxrt.Session
 	cache           *otter.Cache[string, []float32]
+	chunk           int
 }
 
 var _ Policy = (*ONNXPolicy)(nil)
@@ -88,8 +97,11 @@ func LoadONNXPolicy(dir string, opts ORTOptions) (*ONNXPolicy, error) {
 	if name == "" {
 		name = filepath.Base(filepath.Clean(dir))
 	}
+	if opts.ChunkActions <= 0 {
+		opts.ChunkActions = DefaultChunkActions
+	}
 	p := &ONNXPolicy{
-		manifest: m, tok: tok,
+		manifest: m, tok: tok, chunk: opts.ChunkActions,
 		info: PolicyInfo{Name: name, Dir: dir, Preset: m.Preset, SHA256: m.SHA256[onnxrt.ModelFile]},
 	}
 	ortOpts := onnxrt.Options{Lib: opts.Lib, IntraOpThreads: opts.IntraOpThreads, Device: opts.Device, DeviceID: opts.DeviceID}
@@ -209,16 +221,7 @@ func (p *ONNXPolicy) ActBatch(inputs []ActInput) ([]Decision, error) {
 		encoded[i] = features.EncodeChoice(p.tok, cfg, ex)
 		order[i] = slots
 	}
-	pb, err := onnxrt.ExactBatch(encoded)
-	if err != nil {
-		return nil, fmt.Errorf("serve: ONNX policy: %w", err)
-	}
-	var logits, values []float32
-	if p.cache != nil {
-		logits, values, err = p.runCached(pb)
-	} else {
-		logits, values, err = p.sess.Run(pb)
-	}
+	logits, values, stride, err := p.score(encoded)
 	if err != nil {
 		return nil, fmt.Errorf("serve: ONNX policy %s: %w", p.info.Name, err)
 	}
@@ -226,7 +229,7 @@ func (p *ONNXPolicy) ActBatch(inputs []ActInput) ([]Decision, error) {
 	for i := range inputs {
 		l := make([]float64, len(order[i]))
 		for k, slot := range order[i] {
-			l[k] = float64(logits[i*pb.A+slot])
+			l[k] = float64(logits[i*stride+slot])
 		}
 		probs, err := finiteSoftmax(l)
 		if err != nil {
@@ -235,6 +238,54 @@ func (p *ONNXPolicy) ActBatch(inputs []ActInput) ([]Decision, error) {
 		out[i] = Decision{Probabilities: probs, Value: float64(values[i])}
 	}
 	return out, nil
+}
+
+// score returns the logits ([len(encoded), stride], each state's actions first) and the
+// values of encoded states: in one run when every state has at most p.chunk actions,
+// else state by state, each in chunks of at most p.chunk actions.
+func (p *ONNXPolicy) score(encoded []features.EncodedChoice) (logits, values []float32, stride int, err error) {
+	maxA := 0
+	for _, e := range encoded {
+		maxA = max(maxA, len(e.Actions))
+	}
+	if maxA <= p.chunk {
+		pb, err := onnxrt.ExactBatch(encoded)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		logits, values, err := p.run(pb)
+		return logits, values, pb.A, err
+	}
+	logits = make([]float32, len(encoded)*maxA)
+	values = make([]float32, len(encoded))
+	for i, e := range encoded {
+		for lo := 0; lo < len(e.Actions); lo += p.chunk {
+			hi := min(lo+p.chunk, len(e.Actions))
+			part := e
+			part.Actions, part.ActionContent, part.Positions = e.Actions[lo:hi], e.ActionContent[lo:hi], e.Positions[lo:hi]
+			pb, err := onnxrt.ExactBatch([]features.EncodedChoice{part})
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			l, v, err := p.run(pb)
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			copy(logits[i*maxA+lo:], l[:hi-lo])
+			if lo == 0 {
+				values[i] = v[0]
+			}
+		}
+	}
+	return logits, values, maxA, nil
+}
+
+// run scores one padded batch, through the action cache when there is one.
+func (p *ONNXPolicy) run(pb *features.PolicyBatch) (logits, values []float32, err error) {
+	if p.cache != nil {
+		return p.runCached(pb)
+	}
+	return p.sess.Run(pb)
 }
 
 // runCached scores pb with scorer.onnx, taking each distinct action's encoder states from
@@ -302,7 +353,7 @@ func choiceFromActions(in ActInput) (features.ChoiceExample, []int, error) {
 	}
 	var extras []extra
 	for k, a := range in.Actions {
-		pa := env.ParseAction(strings.TrimSpace(a))
+		pa := env.ParseAction(a)
 		switch {
 		case pa.HasArg && pa.Name == "click" && pa.Arg == env.ClickSearch:
 			extras = append(extras, extra{k, env.ClickSearch})

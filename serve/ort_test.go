@@ -413,6 +413,9 @@ func TestMain(m *testing.M) {
 	if onnxFixture.root != "" {
 		os.RemoveAll(onnxFixture.root)
 	}
+	if servingFixture.root != "" {
+		os.RemoveAll(servingFixture.root)
+	}
 	benchPolicies.Range(func(_, v any) bool {
 		if bp := v.(*benchPolicy); bp.root != "" {
 			os.RemoveAll(bp.root)
@@ -420,4 +423,49 @@ func TestMain(m *testing.M) {
 		return true
 	})
 	os.Exit(code)
+}
+
+// TestONNXPolicyChunksEqualOneRun: scoring the actions in chunks (ORTOptions.ChunkActions)
+// gives the probabilities and value of one run, with and without the action cache.
+func TestONNXPolicyChunksEqualOneRun(t *testing.T) {
+	_, dir, samples := exportedPolicy(t)
+	for _, cacheMB := range []int{0, 16} {
+		whole, err := LoadONNXPolicy(dir, ORTOptions{ActionCacheMB: cacheMB, ChunkActions: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunked, err := LoadONNXPolicy(dir, ORTOptions{ActionCacheMB: cacheMB, ChunkActions: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var inputs []ActInput
+		for _, s := range samples {
+			if acts := clickActions(s); len(acts) > 3 {
+				inputs = append(inputs, ActInput{Observation: s.Text, Actions: acts})
+			}
+		}
+		if len(inputs) == 0 {
+			t.Fatal("no sample page with more than 3 actions")
+		}
+		want, err := whole.ActBatch(inputs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := chunked.ActBatch(inputs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if math.Abs(got[i].Value-want[i].Value) > 1e-5 {
+				t.Fatalf("cache %d MiB, page %d: value %g in chunks, %g in one run", cacheMB, i, got[i].Value, want[i].Value)
+			}
+			for k := range want[i].Probabilities {
+				if math.Abs(got[i].Probabilities[k]-want[i].Probabilities[k]) > 1e-5 {
+					t.Fatalf("cache %d MiB, page %d action %d: %g in chunks, %g in one run", cacheMB, i, k, got[i].Probabilities[k], want[i].Probabilities[k])
+				}
+			}
+		}
+		whole.Close()
+		chunked.Close()
+	}
 }

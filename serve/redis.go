@@ -11,7 +11,34 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"shopagent/bandit"
+	"shopagent/serve/decisionlog"
 )
+
+// DefaultRedisTimeout bounds each Redis round trip (dial, read, write, waiting for a
+// pooled connection): Redis answers in well under a millisecond on a LAN, so a request
+// that waits this long is talking to a dead or hung server.
+const DefaultRedisTimeout = 100 * time.Millisecond
+
+// ReconcileTimeout bounds one batch of a FailoverStore's write back (up to
+// reconcileBatch episodes or sessions in one script).
+const ReconcileTimeout = 5 * time.Second
+
+// reconcileBatch is the number of episodes, sessions or events written back per round trip.
+const reconcileBatch = 500
+
+// RedisOptions configure a RedisStore.
+type RedisOptions struct {
+	// URL is redis://[:password@]host:port/db.
+	URL string
+	// Prefix prefixes every key (default "shopagent:").
+	Prefix string
+	// SessionTTL and EventTTL: see NewMemoryStore.
+	SessionTTL, EventTTL time.Duration
+	// Timeout bounds every dial, read, write and pool wait (default DefaultRedisTimeout).
+	// Commands are not retried: a failed command is the caller's to handle (the circuit
+	// breaker of a FailoverStore).
+	Timeout time.Duration
+}
 
 // RedisStore keeps the server's state in Redis so that replicas share one posterior and
 // one session map. Keys (prefix P, default "shopagent:"):
@@ -20,37 +47,67 @@ import (
 //	P session:ID      hash arm, arm_propensity, episode, steps, last_event; PEXPIRE session TTL
 //	P event:ID        string "SESSION\nEPISODE\nARM"; PEXPIRE event TTL
 //	P pending         sorted set of "SESSION\nEPISODE" scored by the reward deadline (unix ms)
+//	P done:SESSION\nEPISODE  string "SOURCE\nREWARD\nARM\nSTEPS\nLAST_EVENT"; PEXPIRE event TTL
+//	P applied:ID      marks a reconciled batch of a FailoverStore (see there)
 //
-// An episode ends exactly once: whoever removes its member from P pending (ZREM returns
-// 1) counts it, in a Lua script that also advances the session's episode.
+// An episode ends exactly once, in one Lua script: whoever removes its member from P
+// pending (ZREM returns 1) advances the session's episode, adds the reward to the arm's
+// hash and writes the done record, which later rewards for the episode are compared with.
+// Single Redis instance (the scripts touch keys they compute; not Redis Cluster).
 type RedisStore struct {
-	rdb                  *redis.Client
+	rdb *redis.Client
+	// bulk is a second connection pool with a longer timeout (ReconcileTimeout) for the
+	// writes back of a FailoverStore's local state, which are large.
+	bulk                 *redis.Client
 	prefix               string
 	sessionTTL, eventTTL time.Duration
 }
 
-// NewRedisStore connects to the Redis server at url (redis://[:password@]host:port/db)
-// and checks it with PING.
-func NewRedisStore(ctx context.Context, url, prefix string, sessionTTL, eventTTL time.Duration) (*RedisStore, error) {
-	opt, err := redis.ParseURL(url)
+// NewRedisStore connects to Redis and checks it with PING.
+func NewRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
+	opt, err := redis.ParseURL(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("serve: redis url: %w", err)
 	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultRedisTimeout
+	}
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout = o.Timeout, o.Timeout, o.Timeout, o.Timeout
+	opt.MaxRetries = -1 // no retries: a script may have run before its reply was lost
+	opt.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(opt)
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
 		return nil, fmt.Errorf("serve: redis %s: %w", opt.Addr, err)
 	}
-	if prefix == "" {
-		prefix = "shopagent:"
+	bulkOpt := *opt
+	bulkOpt.ReadTimeout, bulkOpt.WriteTimeout, bulkOpt.PoolSize = ReconcileTimeout, ReconcileTimeout, 2
+	bulk := redis.NewClient(&bulkOpt)
+	if o.Prefix == "" {
+		o.Prefix = "shopagent:"
 	}
-	return &RedisStore{rdb: rdb, prefix: prefix, sessionTTL: sessionTTL, eventTTL: eventTTL}, nil
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = DefaultSessionTTL
+	}
+	if o.EventTTL <= 0 {
+		o.EventTTL = o.SessionTTL
+	}
+	return &RedisStore{rdb: rdb, bulk: bulk, prefix: o.Prefix, sessionTTL: o.SessionTTL, eventTTL: o.EventTTL}, nil
 }
 
 func (r *RedisStore) sessionKey(id string) string { return r.prefix + "session:" + id }
 func (r *RedisStore) eventKey(id string) string   { return r.prefix + "event:" + id }
 func (r *RedisStore) armKey(name string) string   { return r.prefix + "arm:" + name }
 func (r *RedisStore) pendingKey() string          { return r.prefix + "pending" }
+func (r *RedisStore) doneKey(id string, ep int64) string {
+	return r.prefix + "done:" + episodeKey(id, ep)
+}
+
+// unavailable wraps a Redis error as ErrStoreUnavailable (every error of a command that
+// did not get a reply, and every reply error: both mean the store is not serving).
+func unavailable(op string, err error) error {
+	return fmt.Errorf("serve: redis %s: %w: %w", op, ErrStoreUnavailable, err)
+}
 
 func parseSession(id string, m map[string]string) (Session, error) {
 	s := Session{ID: id, Arm: m["arm"], LastEvent: m["last_event"]}
@@ -71,7 +128,7 @@ func parseSession(id string, m map[string]string) (Session, error) {
 func (r *RedisStore) Session(ctx context.Context, id string) (Session, bool, error) {
 	m, err := r.rdb.HGetAll(ctx, r.sessionKey(id)).Result()
 	if err != nil {
-		return Session{}, false, fmt.Errorf("serve: redis session: %w", err)
+		return Session{}, false, unavailable("session", err)
 	}
 	if len(m) == 0 || m["arm"] == "" {
 		return Session{}, false, nil
@@ -81,28 +138,29 @@ func (r *RedisStore) Session(ctx context.Context, id string) (Session, bool, err
 }
 
 // assignScript sets the session's arm unless it has one. KEYS[1] session; ARGV arm,
-// propensity, ttl ms. Returns 1 when it assigned.
+// propensity, ttl ms. Returns the session's fields and 1 when it assigned.
 var assignScript = redis.NewScript(`
-if redis.call('HSETNX', KEYS[1], 'arm', ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'arm_propensity', ARGV[2], 'episode', 0, 'steps', 0, 'last_event', '')
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1`)
+local assigned = 0
+if redis.call('HSETNX', KEYS[1], 'arm', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'arm_propensity', ARGV[2], 'episode', 0, 'steps', 0, 'last_event', '')
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  assigned = 1
+end
+local f = redis.call('HMGET', KEYS[1], 'arm', 'arm_propensity', 'episode', 'steps', 'last_event')
+return {f[1], f[2], f[3], f[4], f[5] or '', tostring(assigned)}`)
 
 // Assign implements Store.
 func (r *RedisStore) Assign(ctx context.Context, id, arm string, propensity float64) (Session, bool, error) {
-	n, err := assignScript.Run(ctx, r.rdb, []string{r.sessionKey(id)},
-		arm, strconv.FormatFloat(propensity, 'g', -1, 64), r.sessionTTL.Milliseconds()).Int()
+	res, err := assignScript.Run(ctx, r.rdb, []string{r.sessionKey(id)},
+		arm, strconv.FormatFloat(propensity, 'g', -1, 64), r.sessionTTL.Milliseconds()).StringSlice()
 	if err != nil {
-		return Session{}, false, fmt.Errorf("serve: redis assign: %w", err)
+		return Session{}, false, unavailable("assign", err)
 	}
-	s, ok, err := r.Session(ctx, id)
-	if err != nil {
-		return Session{}, false, err
+	if len(res) != 6 {
+		return Session{}, false, fmt.Errorf("serve: redis assign: %d fields", len(res))
 	}
-	if !ok {
-		return Session{}, false, fmt.Errorf("serve: redis assign: session %s vanished", id)
-	}
-	return s, n == 1, nil
+	s, err := parseSession(id, map[string]string{"arm": res[0], "arm_propensity": res[1], "episode": res[2], "steps": res[3], "last_event": res[4]})
+	return s, res[5] == "1", err
 }
 
 // decideScript: KEYS session, pending, event; ARGV session id, event id, deadline ms,
@@ -125,7 +183,7 @@ func (r *RedisStore) Decide(ctx context.Context, id, eventID string, deadline ti
 		return Session{}, false, nil
 	}
 	if err != nil {
-		return Session{}, false, fmt.Errorf("serve: redis decide: %w", err)
+		return Session{}, false, unavailable("decide", err)
 	}
 	if len(res) != 4 {
 		return Session{}, false, fmt.Errorf("serve: redis decide: %d fields", len(res))
@@ -141,7 +199,7 @@ func (r *RedisStore) Event(ctx context.Context, eventID string) (EventRef, bool,
 		return EventRef{}, false, nil
 	}
 	if err != nil {
-		return EventRef{}, false, fmt.Errorf("serve: redis event: %w", err)
+		return EventRef{}, false, unavailable("event", err)
 	}
 	parts := strings.Split(v, "\n")
 	if len(parts) != 3 {
@@ -154,45 +212,98 @@ func (r *RedisStore) Event(ctx context.Context, eventID string) (EventRef, bool,
 	return EventRef{SessionID: parts[0], Episode: ep, Arm: parts[2]}, true, nil
 }
 
-// finishScript: KEYS session, pending; ARGV session id, episode (-1: current). Returns
-// {arm, episode, steps, last_event} or nil when no episode waits for its reward.
-var finishScript = redis.NewScript(`
-local ep = ARGV[2]
+// rewardScript ends an episode and counts its reward, atomically. KEYS session, pending;
+// ARGV prefix, session id, episode (-1: current), reward, success (0|1), reward^2,
+// source, done ttl ms. Returns {status, episode, record} with status "ended" (this call
+// ended it), "done" (it had ended: record is its done record) or "none".
+var rewardScript = redis.NewScript(`
+local sid = ARGV[2]
+local ep = ARGV[3]
 if ep == '-1' then
   ep = redis.call('HGET', KEYS[1], 'episode')
-  if not ep then return false end
+  if not ep then return {'nosession', '', ''} end
+  if not redis.call('ZSCORE', KEYS[2], sid .. '\n' .. ep) then
+    local prev = tostring(tonumber(ep) - 1)
+    local d = redis.call('GET', ARGV[1] .. 'done:' .. sid .. '\n' .. prev)
+    if d then return {'done', prev, d} end
+    return {'none', '', ''}
+  end
 end
-if redis.call('ZREM', KEYS[2], ARGV[1] .. '\n' .. ep) == 0 then return false end
+local member = sid .. '\n' .. ep
+local donekey = ARGV[1] .. 'done:' .. member
+if redis.call('ZREM', KEYS[2], member) == 0 then
+  local d = redis.call('GET', donekey)
+  if d then return {'done', ep, d} end
+  if redis.call('EXISTS', KEYS[1]) == 0 then return {'nosession', '', ''} end
+  return {'none', '', ''}
+end
 local f = redis.call('HMGET', KEYS[1], 'arm', 'episode', 'steps', 'last_event')
-if not f[1] then return {'', ep, '0', ''} end
+if not f[1] then return {'nosession', '', ''} end
 if f[2] == ep then
   redis.call('HINCRBY', KEYS[1], 'episode', 1)
   redis.call('HSET', KEYS[1], 'steps', 0)
 end
-return {f[1], ep, f[3], f[4]}`)
+local ak = ARGV[1] .. 'arm:' .. f[1]
+redis.call('HINCRBY', ak, 'episodes', 1)
+redis.call('HINCRBY', ak, 'successes', ARGV[5])
+redis.call('HINCRBYFLOAT', ak, 'score_sum', ARGV[4])
+redis.call('HINCRBYFLOAT', ak, 'score_sq_sum', ARGV[6])
+local rec = ARGV[7] .. '\n' .. ARGV[4] .. '\n' .. f[1] .. '\n' .. (f[3] or '0') .. '\n' .. (f[4] or '')
+redis.call('SET', donekey, rec, 'PX', ARGV[8])
+return {'ended', ep, rec}`)
 
-func (r *RedisStore) finish(ctx context.Context, id string, episode int64) (EndedEpisode, bool, error) {
-	res, err := finishScript.Run(ctx, r.rdb, []string{r.sessionKey(id), r.pendingKey()}, id, episode).StringSlice()
-	if errors.Is(err, redis.Nil) {
-		return EndedEpisode{}, false, nil
+func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+// parseDone parses a done record "SOURCE\nREWARD\nARM\nSTEPS\nLAST_EVENT".
+func parseDone(id string, episode int64, rec string) (memDone, error) {
+	p := strings.Split(rec, "\n")
+	if len(p) != 5 {
+		return memDone{}, fmt.Errorf("serve: redis: malformed done record of %s episode %d", id, episode)
 	}
+	reward, err := strconv.ParseFloat(p[1], 64)
 	if err != nil {
-		return EndedEpisode{}, false, fmt.Errorf("serve: redis finish: %w", err)
+		return memDone{}, fmt.Errorf("serve: redis: done record of %s: %w", id, err)
 	}
-	if len(res) != 4 {
-		return EndedEpisode{}, false, fmt.Errorf("serve: redis finish: %d fields", len(res))
-	}
-	ep, _ := strconv.ParseInt(res[1], 10, 64)
-	steps, _ := strconv.ParseInt(res[2], 10, 64)
-	return EndedEpisode{SessionID: id, Arm: res[0], Episode: ep, Steps: steps, LastEvent: res[3]}, true, nil
+	steps, _ := strconv.ParseInt(p[3], 10, 64)
+	return memDone{ep: EndedEpisode{SessionID: id, Arm: p[2], Episode: episode, Steps: steps, LastEvent: p[4]},
+		reward: reward, source: p[0]}, nil
 }
 
-// Finish implements Store.
-func (r *RedisStore) Finish(ctx context.Context, id string, episode int64) (EndedEpisode, bool, error) {
+// Reward implements Store.
+func (r *RedisStore) Reward(ctx context.Context, id string, episode int64, reward float64, source string) (RewardResult, error) {
 	if episode < 0 {
 		episode = -1
 	}
-	return r.finish(ctx, id, episode)
+	succ := "0"
+	if reward >= bandit.SuccessThreshold {
+		succ = "1"
+	}
+	res, err := rewardScript.Run(ctx, r.rdb, []string{r.sessionKey(id), r.pendingKey()}, r.prefix, id, episode,
+		formatFloat(reward), succ, formatFloat(reward*reward), source, r.eventTTL.Milliseconds()).StringSlice()
+	if err != nil {
+		return RewardResult{}, unavailable("reward", err)
+	}
+	if len(res) != 3 {
+		return RewardResult{}, fmt.Errorf("serve: redis reward: %d fields", len(res))
+	}
+	switch res[0] {
+	case "none":
+		return RewardResult{Status: RewardNoEpisode}, nil
+	case "nosession":
+		return RewardResult{Status: RewardNoSession}, nil
+	}
+	ep, err := strconv.ParseInt(res[1], 10, 64)
+	if err != nil {
+		return RewardResult{}, fmt.Errorf("serve: redis reward: episode %q", res[1])
+	}
+	d, err := parseDone(id, ep, res[2])
+	if err != nil {
+		return RewardResult{}, err
+	}
+	if res[0] == "ended" {
+		return RewardResult{Status: RewardApplied, Episode: d.ep, Reward: reward, Source: source}, nil
+	}
+	return doneResult(d, reward, source), nil
 }
 
 // Expired implements Store.
@@ -200,7 +311,7 @@ func (r *RedisStore) Expired(ctx context.Context, now time.Time, max int) ([]End
 	members, err := r.rdb.ZRangeByScore(ctx, r.pendingKey(), &redis.ZRangeBy{
 		Min: "-inf", Max: "(" + strconv.FormatInt(now.UnixMilli(), 10), Count: int64(max)}).Result()
 	if err != nil {
-		return nil, fmt.Errorf("serve: redis expired: %w", err)
+		return nil, unavailable("expired", err)
 	}
 	var out []EndedEpisode
 	for _, m := range members {
@@ -210,35 +321,17 @@ func (r *RedisStore) Expired(ctx context.Context, now time.Time, max int) ([]End
 			r.rdb.ZRem(ctx, r.pendingKey(), m)
 			continue
 		}
-		e, ok, err := r.finish(ctx, id, ep)
+		res, err := r.Reward(ctx, id, ep, 0, decisionlog.SourceTimeout)
 		if err != nil {
 			return out, err
 		}
-		if ok && e.Arm != "" {
-			out = append(out, e)
+		if res.Status == RewardApplied {
+			out = append(out, res.Episode)
+		} else if res.Status == RewardNoEpisode || res.Status == RewardNoSession {
+			r.rdb.ZRem(ctx, r.pendingKey(), m) // its session expired: nothing to count it on
 		}
 	}
 	return out, nil
-}
-
-// Observe implements Store: one MULTI/EXEC of HINCRBY and HINCRBYFLOAT on the arm's hash.
-func (r *RedisStore) Observe(ctx context.Context, arm string, reward float64) error {
-	succ := int64(0)
-	if reward >= bandit.SuccessThreshold {
-		succ = 1
-	}
-	key := r.armKey(arm)
-	_, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HIncrBy(ctx, key, "episodes", 1)
-		p.HIncrBy(ctx, key, "successes", succ)
-		p.HIncrByFloat(ctx, key, "score_sum", reward)
-		p.HIncrByFloat(ctx, key, "score_sq_sum", reward*reward)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("serve: redis observe: %w", err)
-	}
-	return nil
 }
 
 // States implements Store.
@@ -251,7 +344,7 @@ func (r *RedisStore) States(ctx context.Context, arms []string) ([]bandit.ArmSta
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("serve: redis states: %w", err)
+		return nil, unavailable("states", err)
 	}
 	out := make([]bandit.ArmState, len(arms))
 	for i, a := range arms {
@@ -266,5 +359,119 @@ func (r *RedisStore) States(ctx context.Context, arms []string) ([]bandit.ArmSta
 	return out, nil
 }
 
+// Ping checks that Redis answers.
+func (r *RedisStore) Ping(ctx context.Context) error {
+	if err := r.rdb.Ping(ctx).Err(); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
 // Close implements Store.
-func (r *RedisStore) Close() error { return r.rdb.Close() }
+func (r *RedisStore) Close() error { return errors.Join(r.rdb.Close(), r.bulk.Close()) }
+
+// ---- reconciliation of a FailoverStore's local state ----
+
+// reconcileRewardsScript counts episodes ended elsewhere (a replica's local state during
+// an outage), each unless Redis has already counted it. ARGV prefix, done ttl ms, then
+// per episode: session id, episode, reward, success, reward^2, source, arm, steps, last
+// event. Returns the number it counted.
+var reconcileRewardsScript = redis.NewScript(`
+local n = 0
+for i = 3, #ARGV, 9 do
+  local member = ARGV[i] .. '\n' .. ARGV[i+1]
+  local donekey = ARGV[1] .. 'done:' .. member
+  if redis.call('EXISTS', donekey) == 0 then
+    redis.call('ZREM', ARGV[1] .. 'pending', member)
+    local ak = ARGV[1] .. 'arm:' .. ARGV[i+6]
+    redis.call('HINCRBY', ak, 'episodes', 1)
+    redis.call('HINCRBY', ak, 'successes', ARGV[i+3])
+    redis.call('HINCRBYFLOAT', ak, 'score_sum', ARGV[i+2])
+    redis.call('HINCRBYFLOAT', ak, 'score_sq_sum', ARGV[i+4])
+    redis.call('SET', donekey, ARGV[i+5] .. '\n' .. ARGV[i+2] .. '\n' .. ARGV[i+6] .. '\n' .. ARGV[i+7] .. '\n' .. ARGV[i+8], 'PX', ARGV[2])
+    n = n + 1
+  end
+end
+return n`)
+
+// reconcileSessionsScript writes sessions' state as a replica's local state has them.
+// ARGV prefix, session ttl ms, then per session: id, arm, arm propensity, episode, steps,
+// last event, pending (0|1), deadline ms. A pending episode that Redis has already ended
+// is not made pending again.
+var reconcileSessionsScript = redis.NewScript(`
+for i = 3, #ARGV, 8 do
+  local key = ARGV[1] .. 'session:' .. ARGV[i]
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'arm', ARGV[i+1], 'arm_propensity', ARGV[i+2], 'episode', ARGV[i+3], 'steps', ARGV[i+4], 'last_event', ARGV[i+5])
+  redis.call('PEXPIRE', key, ARGV[2])
+  local member = ARGV[i] .. '\n' .. ARGV[i+3]
+  if ARGV[i+6] == '1' and redis.call('EXISTS', ARGV[1] .. 'done:' .. member) == 0 then
+    redis.call('ZADD', ARGV[1] .. 'pending', ARGV[i+7], member)
+  end
+end
+return 1`)
+
+// reconcileRewards counts episodes ended during an outage, each unless Redis already has;
+// it returns how many it counted.
+func (r *RedisStore) reconcileRewards(ctx context.Context, eps []memDone) (int, error) {
+	args := []any{r.prefix, r.eventTTL.Milliseconds()}
+	for _, d := range eps {
+		succ := "0"
+		if d.reward >= bandit.SuccessThreshold {
+			succ = "1"
+		}
+		args = append(args, d.ep.SessionID, d.ep.Episode, formatFloat(d.reward), succ, formatFloat(d.reward*d.reward),
+			d.source, d.ep.Arm, d.ep.Steps, d.ep.LastEvent)
+	}
+	n, err := reconcileRewardsScript.Run(ctx, r.bulk, []string{r.pendingKey()}, args...).Int()
+	if err != nil {
+		return 0, unavailable("reconcile rewards", err)
+	}
+	return n, nil
+}
+
+// localSession is a session of the local state with its pending flag and deadline.
+type localSession struct {
+	s        Session
+	pending  bool
+	deadline time.Time
+}
+
+// reconcileSessions writes sessions' local state.
+func (r *RedisStore) reconcileSessions(ctx context.Context, ss []localSession) error {
+	args := []any{r.prefix, r.sessionTTL.Milliseconds()}
+	for _, l := range ss {
+		p := "0"
+		if l.pending {
+			p = "1"
+		}
+		args = append(args, l.s.ID, l.s.Arm, formatFloat(l.s.ArmPropensity), l.s.Episode, l.s.Steps, l.s.LastEvent, p, l.deadline.UnixMilli())
+	}
+	if err := reconcileSessionsScript.Run(ctx, r.bulk, []string{r.pendingKey()}, args...).Err(); err != nil {
+		return unavailable("reconcile sessions", err)
+	}
+	return nil
+}
+
+// reconcileEvents remembers events created during an outage.
+func (r *RedisStore) reconcileEvents(ctx context.Context, events map[string]EventRef) error {
+	_, err := r.bulk.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for id, ref := range events {
+			p.SetNX(ctx, r.eventKey(id), ref.SessionID+"\n"+strconv.FormatInt(ref.Episode, 10)+"\n"+ref.Arm, r.eventTTL)
+		}
+		return nil
+	})
+	if err != nil {
+		return unavailable("reconcile events", err)
+	}
+	return nil
+}
+
+// pingBulk checks Redis on the bulk pool (the probe of a FailoverStore: a loaded Redis may
+// answer slower than the serving timeout).
+func (r *RedisStore) pingBulk(ctx context.Context) error {
+	if err := r.bulk.Ping(ctx).Err(); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -8,13 +9,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
+	"log/slog"
 	"math"
 	mrand "math/rand/v2"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -24,7 +29,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"shopagent/bandit"
+	"shopagent/env"
+	"shopagent/serve/decisionlog"
 )
+
+// DecisionRow is a row of the decision log (see decisionlog.DecisionRow).
+type DecisionRow = decisionlog.DecisionRow
+
+// RewardRow is a row of the reward log (see decisionlog.RewardRow).
+type RewardRow = decisionlog.RewardRow
 
 // Routing modes.
 const (
@@ -42,6 +55,8 @@ const (
 	DefaultSessionTTL    = time.Hour
 	DefaultPBestDraws    = 4000
 	DefaultPBestRefresh  = time.Second
+	// DefaultRejectLogEvery: at most one log line per route and 4xx status this often.
+	DefaultRejectLogEvery = time.Second
 )
 
 // Config configures a Server.
@@ -82,9 +97,15 @@ type Config struct {
 	// Store holds the shared state (default: a MemoryStore).
 	Store Store
 	// Logs receives decision and reward rows (nil: not logged).
-	Logs *LogWriter
-	// Logf reports background errors (default: dropped).
-	Logf func(format string, args ...any)
+	Logs *decisionlog.Writer
+	// Logger receives the structured log: one JSON line per 5xx reply, failed reload and
+	// store outage transition, with the request id; 4xx replies are counted in /metrics
+	// and sampled (default: slog.Default()).
+	Logger *slog.Logger
+	// RejectLogEvery: a 4xx reply is logged when none of its route and status was in
+	// the last RejectLogEvery (default DefaultRejectLogEvery), with the count of those
+	// not logged since.
+	RejectLogEvery time.Duration
 }
 
 // Server is the policy server. Create it with New, serve Handler(), call Start to load
@@ -110,6 +131,17 @@ type Server struct {
 	stopOnce sync.Once
 	stop     chan struct{}
 	wg       sync.WaitGroup
+
+	log        *slog.Logger
+	rejectMu   sync.Mutex
+	rejectLast map[string]rejectSample
+	storeState atomic.Value // string: the last StoreHealth.State seen by /readyz
+}
+
+// rejectSample is the sampling state of one route and 4xx status.
+type rejectSample struct {
+	last       time.Time
+	suppressed int64
 }
 
 // New checks the configuration and builds the server (arms are not loaded yet).
@@ -153,10 +185,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.PBestRefresh <= 0 {
 		cfg.PBestRefresh = DefaultPBestRefresh
 	}
-	if cfg.Logf == nil {
-		cfg.Logf = func(string, ...any) {}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, byName: map[string]*arm{}, stop: make(chan struct{})}
+	if cfg.RejectLogEvery <= 0 {
+		cfg.RejectLogEvery = DefaultRejectLogEvery
+	}
+	s := &Server{cfg: cfg, byName: map[string]*arm{}, stop: make(chan struct{}), log: cfg.Logger, rejectLast: map[string]rejectSample{}}
 	for _, sp := range cfg.Arms {
 		if !armNameRE.MatchString(sp.Name) {
 			return nil, fmt.Errorf("serve: bad arm name %q", sp.Name)
@@ -199,6 +234,7 @@ func New(cfg Config) (*Server, error) {
 	if s.store == nil {
 		s.store = NewMemoryStore(cfg.SessionTTL, cfg.SessionTTL)
 	}
+	s.storeState.Store(StoreOK)
 	s.metrics = newMetrics(s.names)
 	s.metrics.reg.MustRegister(&cacheCollector{s})
 	s.echo = s.routes()
@@ -221,6 +257,9 @@ func (s *Server) LoadArms() error {
 		go func() {
 			defer wg.Done()
 			_, errs[i] = a.load(s.cfg.Loader)
+			if errs[i] != nil {
+				s.log.Error("arm load failed", "arm", a.spec.Name, "dir", a.spec.Dir, "error", errs[i].Error())
+			}
 		}()
 	}
 	wg.Wait()
@@ -262,14 +301,11 @@ func (s *Server) Sweep(ctx context.Context, now time.Time) int {
 	for {
 		eps, err := s.store.Expired(ctx, now, 1000)
 		if err != nil {
-			s.cfg.Logf("serve: reward timeout sweep: %v", err)
+			s.log.Warn("reward timeout sweep failed", "error", err.Error())
 			return n
 		}
 		for _, ep := range eps {
-			if err := s.store.Observe(ctx, ep.Arm, 0); err != nil {
-				s.cfg.Logf("serve: reward timeout: %v", err)
-			}
-			s.recordReward(ep, ep.LastEvent, 0, "timeout", now)
+			s.recordReward(ep, ep.LastEvent, 0, decisionlog.SourceTimeout, now)
 		}
 		n += len(eps)
 		if len(eps) < 1000 {
@@ -298,7 +334,38 @@ func (s *Server) Shutdown() error {
 // ErrorResponse is the body of every error reply.
 type ErrorResponse struct {
 	Error string `json:"error"`
+	// Cause classifies a 5xx reply: CauseStore, CausePolicy, CauseNotReady, CausePanic,
+	// CauseReload or CauseInternal (empty on 4xx replies, which are the client's).
+	Cause string `json:"cause,omitempty"`
 }
+
+// Causes of error replies: ErrorResponse.Cause and the cause label of
+// shopagent_http_errors_total.
+const (
+	// CauseClient: a 4xx reply, the request is wrong.
+	CauseClient = "client"
+	// CauseStore: the state store (Redis) is unreachable.
+	CauseStore = "store"
+	// CausePolicy: the arm's policy failed on the request.
+	CausePolicy = "policy"
+	// CauseNotReady: the arms are still loading.
+	CauseNotReady = "not_ready"
+	// CausePanic: a handler or a policy panicked.
+	CausePanic = "panic"
+	// CauseReload: POST /admin/reload could not load a policy (the old one keeps serving).
+	CauseReload = "reload"
+	// CauseInternal: anything else.
+	CauseInternal = "internal"
+)
+
+// apiError is an error reply.
+type apiError struct {
+	code  int
+	msg   string
+	cause string
+}
+
+func (e *apiError) Error() string { return e.msg }
 
 // ActRequest is the body of POST /act.
 type ActRequest struct {
@@ -393,23 +460,10 @@ type ReloadResult struct {
 func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = func(err error, c echo.Context) {
-		if c.Response().Committed {
-			return
-		}
-		code, msg := http.StatusInternalServerError, err.Error()
-		var he *echo.HTTPError
-		if errors.As(err, &he) {
-			code = he.Code
-			msg = fmt.Sprint(he.Message)
-			if he.Internal != nil && code >= 500 {
-				msg += ": " + he.Internal.Error()
-			}
-		}
-		_ = c.JSON(code, ErrorResponse{Error: msg})
-	}
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RequestID())
 	e.Use(s.metrics.middleware)
-	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true}))
+	e.Use(recoverPanics)
 	e.POST("/act", s.handleAct)
 	e.POST("/feedback", s.handleFeedback)
 	e.GET("/arms", s.handleArms)
@@ -420,36 +474,150 @@ func (s *Server) routes() *echo.Echo {
 	return e
 }
 
-func httpErr(code int, format string, args ...any) error {
-	return echo.NewHTTPError(code, fmt.Sprintf(format, args...))
+// recoverPanics turns a panic in a handler or a policy into a 500 with cause panic.
+func recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				err = &apiError{code: http.StatusInternalServerError, msg: fmt.Sprintf("internal error: panic: %v", r), cause: CausePanic}
+			}
+		}()
+		return next(c)
+	}
 }
 
-// decodeBody decodes a JSON body of at most MaxBody bytes into v.
+// handleError writes an error reply: {"error": ..., "cause": ...}, and logs it (every
+// 5xx; 4xx sampled).
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, msg, cause := http.StatusInternalServerError, err.Error(), CauseInternal
+	var ae *apiError
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &ae):
+		code, msg, cause = ae.code, ae.msg, ae.cause
+	case errors.As(err, &he):
+		code, msg = he.Code, fmt.Sprint(he.Message)
+		if code < 500 {
+			cause = CauseClient
+		}
+	}
+	resp := ErrorResponse{Error: msg}
+	if code >= 500 {
+		resp.Cause = cause
+	}
+	_ = c.JSON(code, resp)
+	s.logReply(c, code, cause, msg)
+}
+
+// logReply logs an error reply: every 5xx, and a 4xx when none of its route and status
+// was logged in the last RejectLogEvery. Every error reply is counted in
+// shopagent_http_errors_total{route,code,cause}.
+func (s *Server) logReply(c echo.Context, code int, cause, msg string) {
+	route := c.Path()
+	if route == "" {
+		route = "unmatched"
+	}
+	s.metrics.errors.WithLabelValues(route, strconv.Itoa(code), cause).Inc()
+	rid := c.Response().Header().Get(echo.HeaderXRequestID)
+	if code >= 500 {
+		s.log.Error("request failed", "request_id", rid, "method", c.Request().Method, "route", route,
+			"status", code, "cause", cause, "error", msg)
+		return
+	}
+	key := route + " " + strconv.Itoa(code)
+	now := time.Now()
+	s.rejectMu.Lock()
+	smp := s.rejectLast[key]
+	if now.Sub(smp.last) < s.cfg.RejectLogEvery {
+		smp.suppressed++
+		s.rejectLast[key] = smp
+		s.rejectMu.Unlock()
+		return
+	}
+	suppressed := smp.suppressed
+	s.rejectLast[key] = rejectSample{last: now}
+	s.rejectMu.Unlock()
+	s.log.Info("request rejected", "request_id", rid, "method", c.Request().Method, "route", route,
+		"status", code, "error", msg, "not_logged_since_last", suppressed)
+}
+
+// httpErr is a client error (4xx) or, with a 5xx code, an internal one.
+func httpErr(code int, format string, args ...any) error {
+	cause := CauseClient
+	if code >= 500 {
+		cause = CauseInternal
+	}
+	return &apiError{code: code, msg: fmt.Sprintf(format, args...), cause: cause}
+}
+
+// storeErr is the reply to a store error: 503 when the store is unreachable, else 500.
+func storeErr(err error) error {
+	if errors.Is(err, ErrStoreUnavailable) {
+		return &apiError{code: http.StatusServiceUnavailable, msg: "state store: " + err.Error(), cause: CauseStore}
+	}
+	return &apiError{code: http.StatusInternalServerError, msg: "state store: " + err.Error(), cause: CauseInternal}
+}
+
+// decodeBody decodes a JSON body of at most MaxBody bytes into v: the Content-Type must
+// be application/json (or a +json type; charset utf-8 if given), else 415; the body must
+// be valid UTF-8 and one JSON value, else 400; over MaxBody is 413.
 func (s *Server) decodeBody(c echo.Context, v any) error {
 	r := c.Request()
+	ct := r.Header.Get(echo.HeaderContentType)
+	mt, params, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil || (mt != echo.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
+		return httpErr(http.StatusUnsupportedMediaType, "Content-Type %q is not supported: send application/json", ct)
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return httpErr(http.StatusUnsupportedMediaType, "charset %q is not supported: send application/json in UTF-8", cs)
+	}
 	if r.ContentLength > s.cfg.MaxBody {
 		return httpErr(http.StatusRequestEntityTooLarge, "body of %d bytes is over the limit of %d", r.ContentLength, s.cfg.MaxBody)
 	}
-	body := http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxBody)
-	dec := json.NewDecoder(body)
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxBody))
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return httpErr(http.StatusRequestEntityTooLarge, "body is over the limit of %d bytes", s.cfg.MaxBody)
 		}
-		if errors.Is(err, io.EOF) {
-			return httpErr(http.StatusBadRequest, "empty body: want a JSON object")
-		}
+		return httpErr(http.StatusBadRequest, "reading the body: %v", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return httpErr(http.StatusBadRequest, "empty body: want a JSON object")
+	}
+	if !utf8.Valid(body) {
+		return httpErr(http.StatusBadRequest, "body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
 		return httpErr(http.StatusBadRequest, "malformed JSON: %v", err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return httpErr(http.StatusRequestEntityTooLarge, "body is over the limit of %d bytes", s.cfg.MaxBody)
-		}
 		return httpErr(http.StatusBadRequest, "malformed JSON: trailing data after the object")
 	}
 	return nil
+}
+
+// checkAction checks that an action is one WebShop accepts: parsed as WebShop parses
+// actions (env.ParseAction: the pattern (.+)\[(.+)\] matched from the start, greedy, so
+// the name ends at the last "[" that has text and a "]" after it), its name is click or
+// search.
+func checkAction(i int, a string) error {
+	pa := env.ParseAction(a)
+	switch {
+	case pa.HasArg && (pa.Name == "click" || pa.Name == "search"):
+		return nil
+	case !pa.HasArg:
+		return httpErr(http.StatusBadRequest, "available_actions[%d] %q is not a WebShop action: want click[...] or search[...] with a non-empty argument", i, a)
+	default:
+		return httpErr(http.StatusBadRequest, "available_actions[%d] %q is not a WebShop action: parsed as WebShop parses actions (greedy, to the last '['), its name is %q, not click or search", i, a, pa.Name)
+	}
 }
 
 func checkID(field, v string) error {
@@ -499,6 +667,9 @@ func (s *Server) validateAct(req *ActRequest) error {
 		if err := s.checkText(fmt.Sprintf("available_actions[%d]", i), a); err != nil {
 			return err
 		}
+		if err := checkAction(i, a); err != nil {
+			return err
+		}
 	}
 	if req.Arm != "" && s.byName[req.Arm] == nil {
 		return httpErr(http.StatusBadRequest, "unknown arm %q (arms: %s)", req.Arm, strings.Join(s.names, ", "))
@@ -540,10 +711,14 @@ func (s *Server) allocation(ctx context.Context) ([]float64, error) {
 	return out, nil
 }
 
-func (s *Server) draw(probs []float64) int {
-	s.rngMu.Lock()
-	u := s.rng.Float64()
-	s.rngMu.Unlock()
+// draw returns an index drawn from probs with u uniform in [0, 1) (u < 0: drawn from the
+// server's generator).
+func (s *Server) draw(probs []float64, u float64) int {
+	if u < 0 {
+		s.rngMu.Lock()
+		u = s.rng.Float64()
+		s.rngMu.Unlock()
+	}
 	for i, p := range probs {
 		if u < p {
 			return i
@@ -559,27 +734,47 @@ func (s *Server) draw(probs []float64) int {
 	return len(probs) - 1
 }
 
+// hashUnit maps a session id to [0, 1): the sticky draw of a new session's arm during a
+// store outage, the same on every replica.
+func hashUnit(id string) float64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return float64(h.Sum64()>>11) / (1 << 53)
+}
+
+// storeHealth returns the store's health (a store that cannot tell is healthy).
+func (s *Server) storeHealth() StoreHealth {
+	if h, ok := s.store.(healthReporter); ok {
+		return h.Health()
+	}
+	return StoreHealth{Backend: "custom", State: StoreOK}
+}
+
 // session returns the request's session, assigning an arm to a new one. assigned is true
 // when this request assigned it.
 func (s *Server) session(ctx context.Context, req *ActRequest) (Session, bool, error) {
 	sess, ok, err := s.store.Session(ctx, req.SessionID)
 	if err != nil {
-		return Session{}, false, httpErr(http.StatusServiceUnavailable, "state store: %v", err)
+		return Session{}, false, storeErr(err)
 	}
 	if !ok {
 		name, prop := req.Arm, 1.0
 		if name == "" {
 			probs, err := s.allocation(ctx)
 			if err != nil {
-				return Session{}, false, httpErr(http.StatusServiceUnavailable, "state store: %v", err)
+				return Session{}, false, storeErr(err)
 			}
-			i := s.draw(probs)
+			u := -1.0
+			if s.storeHealth().State == StoreLocal {
+				u = hashUnit(req.SessionID)
+			}
+			i := s.draw(probs, u)
 			name, prop = s.names[i], probs[i]
 		}
 		var assigned bool
 		sess, assigned, err = s.store.Assign(ctx, req.SessionID, name, prop)
 		if err != nil {
-			return Session{}, false, httpErr(http.StatusServiceUnavailable, "state store: %v", err)
+			return Session{}, false, storeErr(err)
 		}
 		ok = assigned
 	} else {
@@ -604,7 +799,7 @@ func (s *Server) handleAct(c echo.Context) error {
 		return err
 	}
 	if !s.Ready() {
-		return httpErr(http.StatusServiceUnavailable, "not ready: arms are still loading")
+		return &apiError{code: http.StatusServiceUnavailable, msg: "not ready: arms are still loading", cause: CauseNotReady}
 	}
 	ctx := c.Request().Context()
 	sess, assigned, err := s.session(ctx, &req)
@@ -613,25 +808,15 @@ func (s *Server) handleAct(c echo.Context) error {
 	}
 	a := s.byName[sess.Arm]
 	d, info, err := a.act(req.Instruction, req.Observation, req.AvailableActions)
-	if err != nil {
-		return httpErr(http.StatusInternalServerError, "arm %s: %v", sess.Arm, err)
+	if err == nil {
+		err = checkDecision(d, len(req.AvailableActions))
 	}
-	if err := checkDecision(d, len(req.AvailableActions)); err != nil {
-		return httpErr(http.StatusInternalServerError, "arm %s: %v", sess.Arm, err)
+	if err != nil {
+		return &apiError{code: http.StatusInternalServerError, msg: fmt.Sprintf("arm %s: %v", sess.Arm, err), cause: CausePolicy}
 	}
 	idx, actionProp := 0, 1.0
 	if s.cfg.Sample {
-		s.rngMu.Lock()
-		u := s.rng.Float64()
-		s.rngMu.Unlock()
-		idx = len(d.Probabilities) - 1
-		for i, p := range d.Probabilities {
-			if u < p {
-				idx = i
-				break
-			}
-			u -= p
-		}
+		idx = s.draw(d.Probabilities, -1)
 		actionProp = d.Probabilities[idx]
 	} else {
 		for i, p := range d.Probabilities {
@@ -644,7 +829,7 @@ func (s *Server) handleAct(c echo.Context) error {
 	now := time.Now()
 	sess, ok, err := s.store.Decide(ctx, req.SessionID, eventID, now.Add(s.cfg.RewardTimeout))
 	if err != nil {
-		return httpErr(http.StatusServiceUnavailable, "state store: %v", err)
+		return storeErr(err)
 	}
 	if !ok {
 		return httpErr(http.StatusConflict, "session %q expired during the request; retry", req.SessionID)
@@ -665,25 +850,44 @@ func (s *Server) handleAct(c echo.Context) error {
 		for i, p := range d.Probabilities {
 			p32[i] = float32(p)
 		}
-		s.cfg.Logs.Decision(DecisionRow{EventID: eventID, TS: now, SessionID: req.SessionID, Episode: sess.Episode,
+		err := s.cfg.Logs.Decision(DecisionRow{EventID: eventID, TS: now, SessionID: req.SessionID, Episode: sess.Episode,
 			Step: sess.Steps - 1, Arm: sess.Arm, Policy: info.Name, ModelSHA256: info.SHA256,
 			Instruction: req.Instruction, Observation: req.Observation, AvailableActions: req.AvailableActions,
 			Action: resp.Action, ActionIndex: int32(idx), Probabilities: p32, Propensity: prop,
 			ActionPropensity: actionProp, ArmPropensity: armProp, Sampled: s.cfg.Sample, Value: d.Value,
 			LatencyUS: lat.Microseconds()})
+		s.logRowError(c, err)
 	}
 	return c.JSON(http.StatusOK, resp)
 }
 
+// logRowError counts and logs a decision-log append that failed (the reply is served).
+func (s *Server) logRowError(c echo.Context, err error) {
+	if err == nil {
+		return
+	}
+	s.metrics.logErrors.Inc()
+	rid := ""
+	if c != nil {
+		rid = c.Response().Header().Get(echo.HeaderXRequestID)
+	}
+	s.log.Error("decision log append failed", "request_id", rid, "error", err.Error())
+}
+
 func (s *Server) recordReward(ep EndedEpisode, eventID string, reward float64, source string, now time.Time) {
+	s.recordRewardFor(nil, ep, eventID, reward, source, now)
+}
+
+func (s *Server) recordRewardFor(c echo.Context, ep EndedEpisode, eventID string, reward float64, source string, now time.Time) {
 	s.metrics.rewards.WithLabelValues(ep.Arm, source).Inc()
 	s.metrics.rewardSum.WithLabelValues(ep.Arm).Add(reward)
 	if reward >= bandit.SuccessThreshold {
 		s.metrics.successes.WithLabelValues(ep.Arm).Inc()
 	}
 	if s.cfg.Logs != nil {
-		s.cfg.Logs.Reward(RewardRow{EventID: eventID, SessionID: ep.SessionID, Episode: ep.Episode, Arm: ep.Arm,
+		err := s.cfg.Logs.Reward(RewardRow{EventID: eventID, SessionID: ep.SessionID, Episode: ep.Episode, Arm: ep.Arm,
 			TS: now, Reward: reward, Success: reward >= bandit.SuccessThreshold, Steps: ep.Steps, Source: source})
+		s.logRowError(c, err)
 	}
 }
 
@@ -703,14 +907,14 @@ func (s *Server) handleFeedback(c echo.Context) error {
 		return httpErr(http.StatusBadRequest, "event_id or session_id is required")
 	}
 	ctx := c.Request().Context()
-	sessionID, episode, eventID := req.SessionID, int64(-1), req.EventID
+	sessionID, episode := req.SessionID, int64(-1)
 	if req.EventID != "" {
 		if err := checkID("event_id", req.EventID); err != nil {
 			return err
 		}
 		ref, ok, err := s.store.Event(ctx, req.EventID)
 		if err != nil {
-			return httpErr(http.StatusServiceUnavailable, "state store: %v", err)
+			return storeErr(err)
 		}
 		if !ok {
 			return httpErr(http.StatusNotFound, "unknown or expired event_id %q", req.EventID)
@@ -719,32 +923,35 @@ func (s *Server) handleFeedback(c echo.Context) error {
 			return httpErr(http.StatusBadRequest, "event %q belongs to another session", req.EventID)
 		}
 		sessionID, episode = ref.SessionID, ref.Episode
-	} else {
-		if err := checkID("session_id", req.SessionID); err != nil {
-			return err
-		}
-		if _, ok, err := s.store.Session(ctx, sessionID); err != nil {
-			return httpErr(http.StatusServiceUnavailable, "state store: %v", err)
-		} else if !ok {
-			return httpErr(http.StatusNotFound, "unknown or expired session_id %q", sessionID)
-		}
+	} else if err := checkID("session_id", req.SessionID); err != nil {
+		return err
 	}
-	ep, ok, err := s.store.Finish(ctx, sessionID, episode)
+	res, err := s.store.Reward(ctx, sessionID, episode, r, decisionlog.SourceFeedback)
 	if err != nil {
-		return httpErr(http.StatusServiceUnavailable, "state store: %v", err)
+		return storeErr(err)
 	}
-	if !ok {
-		return httpErr(http.StatusConflict, "session %q has no episode waiting for a reward (already rewarded or timed out)", sessionID)
+	ep := res.Episode
+	switch res.Status {
+	case RewardApplied:
+		eventID := req.EventID
+		if eventID == "" {
+			eventID = ep.LastEvent
+		}
+		s.recordRewardFor(c, ep, eventID, r, decisionlog.SourceFeedback, time.Now())
+	case RewardRepeated:
+		// A retry of the feedback that ended the episode: the same reply, nothing counted.
+	case RewardConflict:
+		if res.Source == decisionlog.SourceTimeout {
+			return httpErr(http.StatusConflict, "episode %d of session %q already ended by the reward timeout (reward 0)", ep.Episode, sessionID)
+		}
+		return httpErr(http.StatusConflict, "episode %d of session %q already has reward %g; a retry must repeat it", ep.Episode, sessionID, res.Reward)
+	case RewardNoSession:
+		return httpErr(http.StatusNotFound, "unknown or expired session_id %q", sessionID)
+	default:
+		return httpErr(http.StatusConflict, "session %q has no episode waiting for a reward", sessionID)
 	}
-	if err := s.store.Observe(ctx, ep.Arm, r); err != nil {
-		return httpErr(http.StatusServiceUnavailable, "state store: %v", err)
-	}
-	if eventID == "" {
-		eventID = ep.LastEvent
-	}
-	s.recordReward(ep, eventID, r, "feedback", time.Now())
 	return c.JSON(http.StatusOK, FeedbackResponse{SessionID: sessionID, Arm: ep.Arm, Episode: ep.Episode,
-		Steps: ep.Steps, Reward: r, Success: r >= bandit.SuccessThreshold})
+		Steps: ep.Steps, Reward: res.Reward, Success: res.Reward >= bandit.SuccessThreshold})
 }
 
 // Arms returns the report of GET /arms.
@@ -785,20 +992,41 @@ func (s *Server) Arms(ctx context.Context) (ArmsResponse, error) {
 func (s *Server) handleArms(c echo.Context) error {
 	r, err := s.Arms(c.Request().Context())
 	if err != nil {
-		return httpErr(http.StatusServiceUnavailable, "state store: %v", err)
+		return storeErr(err)
 	}
 	return c.JSON(http.StatusOK, r)
 }
 
+// ReadyResponse is the reply of GET /readyz.
+type ReadyResponse struct {
+	Ready bool `json:"ready"`
+	// Degraded is true while the store serves from local state (OutageLocal).
+	Degraded bool            `json:"degraded,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	Arms     map[string]bool `json:"arms"`
+	Store    StoreHealth     `json:"store"`
+}
+
 func (s *Server) handleReady(c echo.Context) error {
-	arms := map[string]bool{}
+	r := ReadyResponse{Ready: true, Arms: map[string]bool{}, Store: s.storeHealth()}
 	for _, a := range s.arms {
-		arms[a.spec.Name] = a.loaded()
+		r.Arms[a.spec.Name] = a.loaded()
 	}
+	var why []string
 	if !s.Ready() {
-		return c.JSON(http.StatusServiceUnavailable, map[string]any{"ready": false, "error": "not every arm is loaded", "arms": arms})
+		why = append(why, "not every arm is loaded")
 	}
-	return c.JSON(http.StatusOK, map[string]any{"ready": true, "arms": arms})
+	switch r.Store.State {
+	case StoreUnavailable:
+		why = append(why, "the state store is unavailable")
+	case StoreLocal:
+		r.Degraded = true
+	}
+	if len(why) > 0 {
+		r.Ready, r.Error = false, strings.Join(why, "; ")
+		return c.JSON(http.StatusServiceUnavailable, r)
+	}
+	return c.JSON(http.StatusOK, r)
 }
 
 // Reload reloads one arm (name) or every arm (name empty) from disk. An arm whose load
@@ -824,6 +1052,9 @@ func (s *Server) Reload(name string) ([]ReloadResult, error) {
 			result = "error"
 		}
 		s.metrics.reloads.WithLabelValues(a.spec.Name, result).Inc()
+		if err != nil {
+			s.log.Error("reload failed; the previous policy keeps serving", "arm", a.spec.Name, "dir", a.spec.Dir, "error", err.Error())
+		}
 		out = append(out, r)
 	}
 	return out, errors.Join(errs...)
@@ -854,8 +1085,9 @@ func (s *Server) handleReload(c echo.Context) error {
 	}
 	res, err := s.Reload(name)
 	if err != nil {
-		return c.JSON(http.StatusInternalServerError, map[string]any{
-			"error": "reload failed; the previous policy keeps serving: " + err.Error(), "results": res})
+		msg := "reload failed; the previous policy keeps serving: " + err.Error()
+		s.logReply(c, http.StatusInternalServerError, CauseReload, msg)
+		return c.JSON(http.StatusInternalServerError, map[string]any{"error": msg, "cause": CauseReload, "results": res})
 	}
 	return c.JSON(http.StatusOK, map[string]any{"results": res})
 }
@@ -871,6 +1103,8 @@ type metrics struct {
 	rewardSum *prometheus.CounterVec
 	successes *prometheus.CounterVec
 	reloads   *prometheus.CounterVec
+	errors    *prometheus.CounterVec
+	logErrors prometheus.Counter
 }
 
 func newMetrics(arms []string) *metrics {
@@ -889,7 +1123,12 @@ func newMetrics(arms []string) *metrics {
 		Help: "Episodes with reward 1 by arm."}, []string{"arm"})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shopagent_reloads_total",
 		Help: "Policy reloads by arm and result."}, []string{"arm", "result"})
-	m.reg.MustRegister(m.requests, m.latency, m.decisions, m.rewards, m.rewardSum, m.successes, m.reloads,
+	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shopagent_http_errors_total",
+		Help: "Error replies by route, status code and cause (client for 4xx; store, policy, not_ready, panic, reload, internal for 5xx)."},
+		[]string{"route", "code", "cause"})
+	m.logErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "shopagent_log_errors_total",
+		Help: "Decision and reward rows the decision log refused (the disk did not take them)."})
+	m.reg.MustRegister(m.requests, m.latency, m.decisions, m.rewards, m.rewardSum, m.successes, m.reloads, m.errors, m.logErrors,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	for _, a := range arms {
 		m.decisions.WithLabelValues(a)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -16,10 +17,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"shopagent/serve/decisionlog"
 )
 
 // writeLexical writes a lexical policy directory.
-func writeLexical(t *testing.T, dir string, cfg LexicalConfig) {
+func writeLexical(t testing.TB, dir string, cfg LexicalConfig) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -29,6 +32,9 @@ func writeLexical(t *testing.T, dir string, cfg LexicalConfig) {
 		t.Fatal(err)
 	}
 }
+
+// quietLogger drops the server's log lines (tests that read them use their own).
+var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 type testServer struct {
 	*Server
@@ -44,7 +50,7 @@ func startServer(t *testing.T, mut func(*Config)) *testServer {
 	writeLexical(t, dirs["a"], LexicalConfig{Name: "lex-a", Temperature: 0.5, Bonus: map[string]float64{"buy": 1}})
 	writeLexical(t, dirs["b"], LexicalConfig{Name: "lex-b", Temperature: 2})
 	cfg := Config{Arms: []ArmSpec{{"a", dirs["a"]}, {"b", dirs["b"]}}, Loader: LoadLexicalPolicy,
-		Mode: ModeCanary, Weights: []float64{0.5, 0.5}, Seed: 7, AdminToken: "s3cret"}
+		Mode: ModeCanary, Weights: []float64{0.5, 0.5}, Seed: 7, AdminToken: "s3cret", Logger: quietLogger}
 	if mut != nil {
 		mut(&cfg)
 	}
@@ -246,6 +252,17 @@ func TestBadInput(t *testing.T) {
 		{"feedback unknown session", "/feedback", `{"session_id":"ghost","reward":1}`, 404},
 		{"feedback session without decision in flight", "/feedback", `{"session_id":"x","reward":1}`, 404},
 		{"unknown route", "/nope", `{}`, 404},
+		// Actions as WebShop parses them: greedy (.+)\[(.+)\] from the start.
+		{"bracketed title", "/act", actBody("x", "click[widget [2-pack]]"), 400},
+		{"bracketed option", "/act", actBody("x", "click[size: 10 [us]]"), 400},
+		{"bracketed query", "/act", actBody("x", "search[red [xl] shirt]"), 400},
+		{"empty click", "/act", actBody("x", "click[]"), 400},
+		{"upper-case verb", "/act", actBody("x", "CLICK[x]"), 400},
+		{"no brackets", "/act", actBody("x", "buy now"), 400},
+		{"leading space", "/act", actBody("x", " click[a]"), 400},
+		{"nested opening bracket", "/act", actBody("x", "click[[x]"), 400},
+		{"invalid UTF-8", "/act", "{\"session_id\":\"x\xff\",\"observation\":\"o\",\"available_actions\":[\"click[a]\"]}", 400},
+		{"invalid UTF-8 in feedback", "/feedback", "{\"session_id\":\"\xc3\",\"reward\":1}", 400},
 	}
 	for _, tc := range cases {
 		code, m := post(t, ts.URL+tc.path, tc.body)
@@ -255,6 +272,29 @@ func TestBadInput(t *testing.T) {
 		if e, _ := m["error"].(string); e == "" {
 			t.Errorf("%s: no error message in %v", tc.name, m)
 		}
+	}
+	// Content types other than JSON are 415, whatever the body.
+	for _, ct := range []string{"text/plain", "", "application/x-www-form-urlencoded", "application/json; charset=latin1", "application/jsonx"} {
+		code, m := post(t, ts.URL+"/act", actBody("ct", "click[a]"), "Content-Type", ct)
+		if code != http.StatusUnsupportedMediaType || !strings.Contains(fmt.Sprint(m["error"]), "application/json") {
+			t.Errorf("Content-Type %q: %d %v", ct, code, m)
+		}
+	}
+	for _, ct := range []string{"application/json; charset=utf-8", "application/vnd.shopagent+json"} {
+		if code, m := post(t, ts.URL+"/act", actBody("ct", "click[a]"), "Content-Type", ct); code != 200 {
+			t.Errorf("Content-Type %q: %d %v", ct, code, m)
+		}
+	}
+	// What WebShop's parser accepts is served: the argument runs to the last ']'.
+	for _, a := range []string{"click[a]]", "search[red shirt]", "click[ ]", "click[b01]"} {
+		if code, m := post(t, ts.URL+"/act", actBody("ok-"+a, a, "click[other]")); code != 200 {
+			t.Errorf("action %q: %d %v", a, code, m)
+		}
+	}
+	// The 400 names the action and says why.
+	_, m := post(t, ts.URL+"/act", actBody("x", "click[a]", "click[widget [2-pack]]"))
+	if e := fmt.Sprint(m["error"]); !strings.Contains(e, `available_actions[1] "click[widget [2-pack]]"`) || !strings.Contains(e, `"click[widget "`) {
+		t.Errorf("error %q does not name the action and its parsed name", e)
 	}
 	// The server still works afterwards.
 	if code, m := post(t, ts.URL+"/act", actBody("ok", "click[a]", "click[b]")); code != 200 {
@@ -288,7 +328,7 @@ func TestPolicyFailuresAre500(t *testing.T) {
 		}
 	})
 	for _, arm := range []string{"a", "b"} {
-		b, _ := json.Marshal(ActRequest{SessionID: "p" + arm, Observation: "o", AvailableActions: []string{"x", "y"}, Arm: arm})
+		b, _ := json.Marshal(ActRequest{SessionID: "p" + arm, Observation: "o", AvailableActions: []string{"click[x]", "click[y]"}, Arm: arm})
 		code, m := post(t, ts.URL+"/act", string(b))
 		if code != 500 || m["error"] == nil {
 			t.Fatalf("arm %s: %d %v", arm, code, m)
@@ -297,7 +337,8 @@ func TestPolicyFailuresAre500(t *testing.T) {
 }
 
 func TestReloadFailureKeepsServing(t *testing.T) {
-	ts := startServer(t, nil)
+	var logs syncBuffer
+	ts := startServer(t, func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
 	c := NewClient(ts.URL)
 	ctx := context.Background()
 	act := func() ActResponse {
@@ -328,6 +369,14 @@ func TestReloadFailureKeepsServing(t *testing.T) {
 	if r := act(); r.PolicySHA256 != old.PolicySHA256 {
 		t.Fatalf("failed reload changed the policy: %s -> %s", old.PolicySHA256, r.PolicySHA256)
 	}
+	// The failed reload is one JSON line naming the arm, and its 500 one more with the
+	// request id and the cause.
+	for _, want := range []string{`"msg":"reload failed; the previous policy keeps serving","arm":"a"`,
+		`"msg":"request failed","request_id":"`, `"status":500,"cause":"reload"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs.String())
+		}
+	}
 	if code, _ := get(t, ts.URL+"/readyz"); code != 200 {
 		t.Fatalf("readyz after a failed reload: %d", code)
 	}
@@ -353,7 +402,7 @@ func TestReloadFailureKeepsServing(t *testing.T) {
 
 func TestReadyzWaitsForArms(t *testing.T) {
 	release := make(chan struct{})
-	s, err := New(Config{Arms: []ArmSpec{{"a", "x"}}, Loader: func(dir string) (Policy, error) {
+	s, err := New(Config{Arms: []ArmSpec{{"a", "x"}}, Logger: quietLogger, Loader: func(dir string) (Policy, error) {
 		<-release
 		return NewLexicalPolicy(LexicalConfig{Name: "late"})
 	}})
@@ -382,7 +431,7 @@ func TestReadyzWaitsForArms(t *testing.T) {
 
 func TestRewardTimeoutCountsZero(t *testing.T) {
 	logDir := t.TempDir()
-	logs, err := OpenLogs(LogConfig{Dir: logDir, FlushEvery: time.Hour})
+	logs, err := decisionlog.Open(decisionlog.Config{Dir: logDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,10 +459,10 @@ func TestRewardTimeoutCountsZero(t *testing.T) {
 			t.Fatalf("timed-out arm %+v", a)
 		}
 	}
-	if err := logs.Flush(); err != nil {
+	if err := logs.Cut(); err != nil {
 		t.Fatal(err)
 	}
-	rews, err := ReadRewards(logDir)
+	rews, err := decisionlog.ReadRewards(logDir)
 	if err != nil || len(rews) != 1 || rews[0].Source != "timeout" || rews[0].Reward != 0 || rews[0].EventID != r.EventID || rews[0].Steps != 1 {
 		t.Fatalf("reward log %+v %v", rews, err)
 	}
@@ -425,8 +474,8 @@ func TestThompsonAllocationAndMinShare(t *testing.T) {
 	})
 	ctx := context.Background()
 	for i := 0; i < 30; i++ {
-		_ = ts.store.Observe(ctx, "a", 1)
-		_ = ts.store.Observe(ctx, "b", 0)
+		ts.store.(*MemoryStore).Observe("a", 1)
+		ts.store.(*MemoryStore).Observe("b", 0)
 	}
 	c := NewClient(ts.URL)
 	counts := map[string]int{}
@@ -535,5 +584,49 @@ func TestConcurrentSessions(t *testing.T) {
 	arms, _ := c.Arms(ctx)
 	if arms.Arms[0].Episodes+arms.Arms[1].Episodes != 160 {
 		t.Fatalf("arms %+v", arms)
+	}
+}
+
+// TestClientErrorsCountedAndSampled: every 4xx is counted by route, code and cause; the
+// log has one line per route and status per RejectLogEvery, saying how many it left out.
+func TestClientErrorsCountedAndSampled(t *testing.T) {
+	var logs syncBuffer
+	ts := startServer(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+		c.RejectLogEvery = time.Hour
+	})
+	for i := 0; i < 5; i++ {
+		if code, _ := post(t, ts.URL+"/act", `{bad`); code != 400 {
+			t.Fatalf("malformed JSON: %d", code)
+		}
+	}
+	if code, _ := post(t, ts.URL+"/act", actBody("x", "click[a]"), "Content-Type", "text/plain"); code != 415 {
+		t.Fatalf("text/plain: %d", code)
+	}
+	if n := strings.Count(logs.String(), `"msg":"request rejected"`); n != 2 {
+		t.Fatalf("%d rejected lines for 5 x 400 and 1 x 415, want 2 (one per status):\n%s", n, logs.String())
+	}
+	resp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`shopagent_http_errors_total{cause="client",code="400",route="/act"} 5`,
+		`shopagent_http_errors_total{cause="client",code="415",route="/act"} 1`} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	// The next 400 after the sampling window says how many it left out.
+	ts.rejectMu.Lock()
+	for k, v := range ts.rejectLast {
+		v.last = time.Time{}
+		ts.rejectLast[k] = v
+	}
+	ts.rejectMu.Unlock()
+	post(t, ts.URL+"/act", `{bad`)
+	if !strings.Contains(logs.String(), `"not_logged_since_last":4`) {
+		t.Fatalf("the next logged 400 does not count the 4 left out:\n%s", logs.String())
 	}
 }

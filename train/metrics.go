@@ -3,13 +3,15 @@ package train
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+
+	"shopagent/atomicfile"
 )
 
 // MetricsFile is the name of a run's metrics log inside its run directory.
@@ -114,28 +116,14 @@ func (m *MetricsLog) Flush() error {
 	if !m.dirty {
 		return nil
 	}
-	dir := filepath.Dir(m.path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(m.path)+".tmp-")
+	err := atomicfile.Write(m.path, 0o644, func(f io.Writer) error {
+		w := parquet.NewGenericWriter[MetricsRow](f, parquet.Compression(&parquet.Zstd))
+		if _, err := w.Write(m.rows); err != nil {
+			return err
+		}
+		return w.Close()
+	})
 	if err != nil {
-		return fmt.Errorf("train: metrics log: %w", err)
-	}
-	tmp := f.Name()
-	w := parquet.NewGenericWriter[MetricsRow](f, parquet.Compression(&parquet.Zstd))
-	_, err = w.Write(m.rows)
-	if err == nil {
-		err = w.Close()
-	}
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, m.path)
-	}
-	if err != nil {
-		os.Remove(tmp)
 		return fmt.Errorf("train: metrics log %s: %w", m.path, err)
 	}
 	m.dirty = false

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"shopagent/atomicfile"
 	"shopagent/features"
 	"shopagent/models"
 )
@@ -186,7 +187,7 @@ func finish(job string, out string, start time.Time, res *Result, info map[strin
 	if err != nil {
 		return r, fmt.Errorf("train: %s: result: %w", job, err)
 	}
-	if err := os.WriteFile(filepath.Join(out, ResultFile), append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(out, ResultFile), append(b, '\n'), 0o644); err != nil {
 		return r, fmt.Errorf("train: %s: result: %w", job, err)
 	}
 	return r, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -30,13 +31,34 @@ func newDatasetsInspectCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "inspect FILE|DIR",
-		Short: "Summarise a trajectory file or every *.parquet file of a directory",
+		Short: "Summarise a trajectory file, every *.parquet file of a directory, or a policy server's logs",
 		Long: `Prints episodes, steps, episodes and steps per source, the mean final
 reward and success rate (over episodes with a known final reward), mean steps
 per episode and the action mix (search, click on a product, click on an option,
-navigation, buy now).`,
+navigation, buy now).
+
+Given the log directory of shopagent serve --logs DIR (it has decisions/,
+rewards/ or wal/), prints the decision and reward logs instead: files, rows
+(also those still in the write-ahead log, read without changing it), sessions,
+episodes and per arm decisions, rewards, timeouts, mean reward, success rate
+and policies.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if datasets.IsServeLogDir(args[0]) {
+				s, err := datasets.InspectServeLogs(args[0])
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					b, err := json.MarshalIndent(s, "", "  ")
+					if err != nil {
+						return err
+					}
+					_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
+					return err
+				}
+				return printServeLogSummary(cmd.OutOrStdout(), s)
+			}
 			s, err := datasets.Inspect(args[0])
 			if err != nil {
 				return err
@@ -54,6 +76,24 @@ navigation, buy now).`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	return cmd
+}
+
+func printServeLogSummary(out io.Writer, s datasets.ServeLogSummary) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "path\t%s (policy server logs: %d decision and %d reward files, %d WAL segments)\n", s.Path, s.DecisionFiles, s.RewardFiles, s.WALSegments)
+	fmt.Fprintf(tw, "decisions\t%d (%d in the WAL)\n", s.Decisions, s.WALDecisions)
+	fmt.Fprintf(tw, "rewards\t%d (%d in the WAL)\n", s.Rewards, s.WALRewards)
+	fmt.Fprintf(tw, "sessions\t%d\n", s.Sessions)
+	fmt.Fprintf(tw, "episodes\t%d (%d without a reward yet)\n", s.Episodes, s.Unrewarded)
+	if !s.First.IsZero() {
+		fmt.Fprintf(tw, "time span\t%s .. %s\n", s.First.UTC().Format(time.RFC3339), s.Last.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintf(tw, "arm\tdecisions\trewards\ttimeouts\tmean reward\tsuccess\tpolicies\n")
+	for _, a := range s.Arms {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.4f\t%.2f%%\t%s\n", a.Arm, a.Decisions, a.Rewards, a.Timeouts, a.MeanReward, a.SuccessRate, strings.Join(a.Policies, ","))
+	}
+	return tw.Flush()
 }
 
 func printSummary(out io.Writer, s datasets.Summary) error {

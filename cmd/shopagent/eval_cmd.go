@@ -109,7 +109,7 @@ each action's log-probability and the state's value).`,
 	cmd.Flags().StringVar(&asJSON, "json", "", "also write the summary as JSON to this file")
 	cmd.Flags().StringVar(&policy, "policy", "", "trained policy: a run directory (latest checkpoint) or a checkpoint directory")
 	cmd.Flags().StringVar(&backend, "backend", models.DefaultBackend, "GoMLX backend for --policy")
-	cmd.Flags().BoolVar(&greedy, "greedy", true, "take the policy's most likely action (default)")
+	cmd.Flags().BoolVar(&greedy, "greedy", true, "take the policy's most likely action")
 	cmd.Flags().BoolVar(&sample, "sample", false, "sample actions from the policy")
 	cmd.Flags().Uint64Var(&seed, "sample-seed", 1, "seed of --sample")
 	cmd.Flags().IntVar(&agentSteps, "agent-max-steps", train.DefaultAgentMaxSteps, "the policy agent's own action budget before it finishes (buys)")
@@ -257,7 +257,7 @@ func evalPolicy(cmd *cobra.Command, shop *env.Shop, goals []env.Goal, split stri
 	fmt.Fprintf(w, "agent rule on the same goals: score %.2f, success rate %.2f%%, mean steps %.2f (%s)\n",
 		rule.Score, rule.SuccessRate, rule.MeanSteps, ruleTime.Round(time.Millisecond))
 	if res.Forced > 0 || res.Errors > 0 {
-		fmt.Fprintf(w, "safety caps chose %d actions; %d episodes had scoring errors\n", res.Forced, res.Errors)
+		fmt.Fprintf(w, "the policy agent's safety caps chose %s; %s had scoring errors\n", plural(res.Forced, "action"), plural(res.Errors, "episode"))
 	}
 	if res.FirstError != nil {
 		fmt.Fprintf(cmd.ErrOrStderr(), "first scoring error: %v\n", res.FirstError)
@@ -319,4 +319,12 @@ func sumsOf(eps []env.Episode) evalSums {
 		}
 	}
 	return s
+}
+
+// plural returns "1 action", "2 actions".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

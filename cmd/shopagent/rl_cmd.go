@@ -182,9 +182,7 @@ func runRL(cmd *cobra.Command, name string, s *rlSetup, job train.Job) error {
 	if err != nil {
 		return err
 	}
-	if res.BudgetReached {
-		fmt.Fprintf(cmd.OutOrStdout(), "%s: time budget reached at step %d\n", name, res.Step)
-	}
+	// The trainer itself says when the time budget stopped it.
 	return reportRun(cmd, name, res)
 }
 
@@ -362,8 +360,16 @@ directory is a policy like IL's (shopagent eval --policy RUN_DIR). See docs/RL.m
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "dpo: %d click steps from %d episodes; the reference agrees with %d; %d states, %d pairs (rejected: %s) in %s\n",
-				pairs.Examples, data.Episodes, pairs.Agree, len(pairs.States), pairs.Pairs, hp.Rejected, time.Since(t).Round(time.Millisecond))
+			if hp.Rejected == train.RejectedReference {
+				fmt.Fprintf(cmd.ErrOrStderr(), "dpo: %d click steps from %d episodes; the reference policy (--init) already picks the demonstrated action on %d of them, which give no pair; on the other %d its pick is the rejected action against the demonstrated one: %d preference pairs (%s)\n",
+					pairs.Examples, data.Episodes, pairs.Agree, len(pairs.States), pairs.Pairs, time.Since(t).Round(time.Millisecond))
+			} else {
+				fmt.Fprintf(cmd.ErrOrStderr(), "dpo: %d click steps from %d episodes; every other action of a step is rejected against the demonstrated one: %d preference pairs over %d steps (%s)\n",
+					pairs.Examples, data.Episodes, pairs.Pairs, len(pairs.States), time.Since(t).Round(time.Millisecond))
+			}
+			if pairs.TooMany > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "dpo: %d steps with more actions than the largest batch bucket were left out\n", pairs.TooMany)
+			}
 			job, err := train.NewDPOJob(s.pcfg, pairs, hp, uint64(rf.tf.seed))
 			if err != nil {
 				return err

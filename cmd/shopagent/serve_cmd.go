@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -13,10 +15,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"shopagent/bandit"
 	"shopagent/serve"
+	"shopagent/serve/decisionlog"
 )
 
 // adminTokenEnv is the environment variable read when --admin-token is empty.
@@ -28,12 +32,14 @@ type ortFlags struct {
 	threads int
 	device  string
 	cacheMB int
+	chunk   int
 }
 
 func (f *ortFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.lib, "ort-lib", "", "ONNX Runtime shared library (default $SHOPAGENT_ORT_LIB, else third_party/onnxruntime/libonnxruntime.so.1)")
 	cmd.Flags().IntVar(&f.threads, "ort-threads", 1, "ONNX Runtime intra-op threads per forward pass")
 	cmd.Flags().StringVar(&f.device, "device", "cpu", "ONNX Runtime device: cpu or cuda (cuda needs a CUDA build of the library, see docs/GPU.md)")
+	cmd.Flags().IntVar(&f.chunk, "chunk-actions", serve.DefaultChunkActions, "score at most this many actions per ONNX Runtime run (larger requests in chunks: bounds a request's memory)")
 	cmd.Flags().IntVar(&f.cacheMB, "action-cache-mb", 64, "MiB per policy for cached action encodings (needs actions.onnx and scorer.onnx in the policy directory; 0: encode every action of every request with model.onnx)")
 }
 
@@ -44,12 +50,70 @@ func (f *ortFlags) loader() serve.Loader {
 		if _, err := os.Stat(filepath.Join(dir, serve.LexicalConfigFile)); err == nil {
 			return serve.LoadLexicalPolicy(dir)
 		}
-		p, err := serve.LoadONNXPolicy(dir, serve.ORTOptions{Lib: f.lib, IntraOpThreads: f.threads, Device: f.device, ActionCacheMB: f.cacheMB})
+		p, err := serve.LoadONNXPolicy(dir, serve.ORTOptions{Lib: f.lib, IntraOpThreads: f.threads, Device: f.device, ActionCacheMB: f.cacheMB, ChunkActions: f.chunk})
 		if err != nil {
 			return nil, err
 		}
 		return p, nil
 	}
+}
+
+// newServeLogger returns the server's structured logger on w.
+func newServeLogger(w io.Writer, format string) (*slog.Logger, error) {
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want json or text", format)
+}
+
+// redisLog sends go-redis's own log lines to the server's logger at debug level.
+type redisLog struct{ l *slog.Logger }
+
+// Printf implements go-redis's logger.
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, "redis client", "message", fmt.Sprintf(format, v...))
+}
+
+// storeOptions are the serve flags that choose the state store.
+type storeOptions struct {
+	redisURL, prefix, outage  string
+	timeout                   time.Duration
+	sessionTTL, rewardTimeout time.Duration
+	logs                      *decisionlog.Writer
+	logger                    *slog.Logger
+}
+
+// openStore returns the server's state store: Redis behind a circuit breaker with
+// --redis, else the in-process store, rebuilt from the logs when there are logs.
+func openStore(ctx context.Context, o storeOptions) (serve.Store, error) {
+	if o.redisURL != "" {
+		rs, err := serve.NewRedisStore(ctx, serve.RedisOptions{URL: o.redisURL, Prefix: o.prefix, SessionTTL: o.sessionTTL, Timeout: o.timeout})
+		if err != nil {
+			return nil, err
+		}
+		fs, err := serve.NewFailoverStore(rs, serve.FailoverOptions{Mode: o.outage, Logger: o.logger})
+		if err != nil {
+			rs.Close()
+			return nil, err
+		}
+		return fs, nil
+	}
+	if o.outage != serve.OutageLocal && o.outage != serve.OutageFail {
+		return nil, fmt.Errorf("--store-outage %q: want %s or %s", o.outage, serve.OutageLocal, serve.OutageFail)
+	}
+	ms := serve.NewMemoryStore(o.sessionTTL, o.sessionTTL)
+	if o.logs != nil {
+		st, err := ms.RebuildFromLogs(o.logs.Dir(), time.Now(), o.rewardTimeout)
+		if err != nil {
+			return nil, err
+		}
+		o.logger.Info("state rebuilt from the logs", "rewards", st.Rewards, "sessions", st.Sessions,
+			"pending_episodes", st.Pending, "events", st.Events)
+	}
+	return ms, nil
 }
 
 func parseWeights(s string) ([]float64, error) {
@@ -70,11 +134,11 @@ func parseWeights(s string) ([]float64, error) {
 
 func newServeCmd() *cobra.Command {
 	var of ortFlags
-	var armsFlag, mode, weights, addr, addrFile, adminToken, redisURL, redisPrefix, logDir string
+	var armsFlag, mode, weights, addr, addrFile, adminToken, redisURL, redisPrefix, outageMode, logDir, logFormat string
 	var minShare, priorA, priorB float64
 	var sample bool
 	var seed uint64
-	var rewardTimeout, sessionTTL, logFlush, drain time.Duration
+	var rewardTimeout, sessionTTL, logFlush, logSync, drain, redisTimeout time.Duration
 	var maxBody, logMaxBytes int64
 	var maxActions, maxText int
 	cmd := &cobra.Command{
@@ -99,10 +163,23 @@ episode ends with its /feedback; one with no reward --reward-timeout after its
 last decision counts as reward 0. The action is the policy's argmax, or drawn
 from its probabilities with --sample (needed for off-policy evaluation).
 
+Client mistakes are 4xx: malformed or non-UTF-8 JSON, a Content-Type other
+than application/json (415), an action that WebShop's parser does not read as
+click[...] or search[...] (400, naming it).
+
 State lives in process, or in Redis with --redis so that replicas share one
-posterior. --logs DIR writes decision and reward logs (Parquet, partitioned by
-date and arm), flushed every --log-flush: a crash loses at most the rows of the
-last --log-flush (or --log-max-bytes). SIGTERM drains requests and flushes.`,
+posterior. Redis commands time out after --redis-timeout behind a circuit
+breaker; while Redis is down, --store-outage local (default) serves from the
+replica's local state and writes it back on recovery, --store-outage fail
+answers 503 and /readyz is unready. Without Redis and with --logs, a restart
+rebuilds the posteriors and the open sessions from the logs.
+
+--logs DIR writes every decision and reward to a write-ahead log (fsync every
+--log-sync) and cuts it into Parquet files (partitioned by date and arm) every
+--log-flush; on start the WAL left by a crash is recovered into Parquet. The
+server logs JSON lines to stderr (--log-format): every 5xx, failed reload and
+store outage transition with its cause and request id; 4xx sampled. SIGTERM
+drains requests and closes the logs. See docs/SERVE.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			specs, err := serve.ParseArmSpecs(armsFlag)
@@ -120,32 +197,40 @@ last --log-flush (or --log-max-bytes). SIGTERM drains requests and flushes.`,
 			if adminToken == "" {
 				adminToken = os.Getenv(adminTokenEnv)
 			}
+			for _, sp := range specs {
+				if st, err := os.Stat(sp.Dir); err != nil || !st.IsDir() {
+					return fmt.Errorf("arm %s: policy directory %s does not exist (check --arms: name=DIR, DIR from shopagent export or with lexical.json)", sp.Name, sp.Dir)
+				}
+			}
+			logger, err := newServeLogger(cmd.ErrOrStderr(), logFormat)
+			if err != nil {
+				return err
+			}
+			// go-redis logs every failed dial itself; during an outage the breaker's
+			// transitions say it once.
+			redis.SetLogger(redisLog{logger})
 			ctx, cancel := signalContext(cmd.Context())
 			defer cancel()
-			logf := func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), format+"\n", args...) }
-			var store serve.Store
-			if redisURL != "" {
-				rs, err := serve.NewRedisStore(ctx, redisURL, redisPrefix, sessionTTL, sessionTTL)
-				if err != nil {
-					return err
-				}
-				store = rs
-			}
-			var logs *serve.LogWriter
+			var logs *decisionlog.Writer
 			if logDir != "" {
-				logs, err = serve.OpenLogs(serve.LogConfig{Dir: logDir, FlushEvery: logFlush, MaxBufferBytes: logMaxBytes,
-					OnError: func(err error) { logf("serve: logs: %v", err) }})
+				logs, err = decisionlog.Open(decisionlog.Config{Dir: logDir, SyncEvery: logSync, CutEvery: logFlush,
+					SegmentBytes: logMaxBytes, Logger: logger})
 				if err != nil {
-					if store != nil {
-						store.Close()
-					}
 					return err
 				}
+			}
+			store, err := openStore(ctx, storeOptions{redisURL: redisURL, prefix: redisPrefix, timeout: redisTimeout,
+				outage: outageMode, sessionTTL: sessionTTL, rewardTimeout: rewardTimeout, logs: logs, logger: logger})
+			if err != nil {
+				if logs != nil {
+					logs.Close()
+				}
+				return err
 			}
 			srv, err := serve.New(serve.Config{Arms: specs, Loader: of.loader(), Mode: mode, Weights: ws,
 				MinShare: minShare, Prior: bandit.Prior{Alpha: priorA, Beta: priorB}, Sample: sample, Seed: seed,
 				RewardTimeout: rewardTimeout, SessionTTL: sessionTTL, AdminToken: adminToken,
-				MaxBody: maxBody, MaxActions: maxActions, MaxText: maxText, Store: store, Logs: logs, Logf: logf})
+				MaxBody: maxBody, MaxActions: maxActions, MaxText: maxText, Store: store, Logs: logs, Logger: logger})
 			if err != nil {
 				if logs != nil {
 					logs.Close()
@@ -177,15 +262,19 @@ last --log-flush (or --log-max-bytes). SIGTERM drains requests and flushes.`,
 			go func() {
 				t := time.Now()
 				if err := srv.LoadArms(); err != nil {
-					logf("serve: %v (not ready; fix the directory and POST /admin/reload)", err)
+					fix := "fix the policy directory and restart the server (POST /admin/reload needs --admin-token)"
+					if adminToken != "" {
+						fix = "fix the policy directory and POST /admin/reload with the admin token"
+					}
+					logger.Error("not ready: an arm did not load", "error", err.Error(), "fix", fix)
 					return
 				}
-				logf("serve: every arm loaded in %s; ready", time.Since(t).Round(time.Millisecond))
+				logger.Info("ready: every arm loaded", "took_ms", time.Since(t).Milliseconds())
 			}()
 			var runErr error
 			select {
 			case <-ctx.Done():
-				logf("serve: shutting down (draining up to %s)", drain)
+				logger.Info("shutting down", "drain", drain.String())
 			case err := <-serveErr:
 				if !errors.Is(err, http.ErrServerClosed) {
 					runErr = fmt.Errorf("serve: %w", err)
@@ -206,7 +295,7 @@ last --log-flush (or --log-max-bytes). SIGTERM drains requests and flushes.`,
 	f.StringVar(&armsFlag, "arms", "", "arms as name=DIR,name=DIR (policy directories: exported ONNX or lexical.json)")
 	f.StringVar(&mode, "mode", serve.ModeThompson, "arm routing of new sessions: thompson or canary")
 	f.StringVar(&weights, "weights", "", "canary weights, one per arm in --arms order (e.g. 0.9,0.1)")
-	f.Float64Var(&minShare, "min-share", 0.05, "thompson: minimum share of new sessions per arm")
+	f.Float64Var(&minShare, "min-share", 0.05, "thompson: minimum share of new sessions per arm (higher than abtest's 0.02: live traffic drifts and new policies arrive, so the server keeps learning about every arm; abtest spends a fixed budget of simulated episodes)")
 	f.Float64Var(&priorA, "prior-alpha", 1, "alpha of the Beta prior of every arm's success probability")
 	f.Float64Var(&priorB, "prior-beta", 1, "beta of the Beta prior")
 	f.BoolVar(&sample, "sample", false, "draw actions from the policy's probabilities instead of the argmax (logs then support off-policy evaluation)")
@@ -221,9 +310,13 @@ last --log-flush (or --log-max-bytes). SIGTERM drains requests and flushes.`,
 	f.IntVar(&maxText, "max-text", serve.DefaultMaxText, "longest observation, instruction or action in bytes (400 above)")
 	f.StringVar(&redisURL, "redis", "", "keep arm statistics and sessions in Redis (redis://host:port/db), shared by replicas")
 	f.StringVar(&redisPrefix, "redis-prefix", "shopagent:", "prefix of the Redis keys")
-	f.StringVar(&logDir, "logs", "", "write decision and reward logs (Parquet) under this directory")
-	f.DurationVar(&logFlush, "log-flush", 5*time.Second, "write buffered log rows to a new file this often (the most a crash loses)")
-	f.Int64Var(&logMaxBytes, "log-max-bytes", 8<<20, "write buffered log rows as soon as they reach about this many bytes (bounds file size)")
+	f.DurationVar(&redisTimeout, "redis-timeout", serve.DefaultRedisTimeout, "bound on every Redis dial, read and write (a dead Redis costs at most this, then the circuit breaker answers at once)")
+	f.StringVar(&outageMode, "store-outage", serve.OutageLocal, "while Redis is unreachable: local (serve from this replica's state, sticky-hash new sessions, write back on recovery) or fail (503, /readyz unready)")
+	f.StringVar(&logDir, "logs", "", "write decision and reward logs (WAL, cut into Parquet) under this directory")
+	f.DurationVar(&logSync, "log-sync", decisionlog.DefaultSyncEvery, "fsync the decision WAL this often (group commit: the most a machine crash loses)")
+	f.DurationVar(&logFlush, "log-flush", decisionlog.DefaultCutEvery, "cut the WAL into Parquet files this often")
+	f.Int64Var(&logMaxBytes, "log-max-bytes", decisionlog.DefaultSegmentBytes, "cut the WAL into Parquet files as soon as a segment reaches this many bytes")
+	f.StringVar(&logFormat, "log-format", "json", "server log lines on stderr: json or text")
 	f.DurationVar(&drain, "drain", 10*time.Second, "on SIGTERM, wait this long for requests in flight")
 	of.register(cmd)
 	return cmd
@@ -252,11 +345,11 @@ See docs/SERVE.md.`,
 			if logs == "" || policy == "" {
 				return fmt.Errorf("--logs and --policy are required")
 			}
-			decs, err := serve.ReadDecisions(logs)
+			decs, err := decisionlog.ReadDecisions(logs)
 			if err != nil {
 				return err
 			}
-			rews, err := serve.ReadRewards(logs)
+			rews, err := decisionlog.ReadRewards(logs)
 			if err != nil {
 				return err
 			}

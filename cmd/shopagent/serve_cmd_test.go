@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"shopagent/abtest"
 	"shopagent/serve"
+	"shopagent/serve/decisionlog"
 )
 
 // TestServeAbtestOpe runs `serve` in process on a loopback port with two lexical arms,
@@ -79,13 +81,23 @@ func TestServeAbtestOpe(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not shut down")
 	}
-	decs, err := serve.ReadDecisions(logDir)
+	decs, err := decisionlog.ReadDecisions(logDir)
 	if err != nil || len(decs) == 0 {
 		t.Fatalf("decision logs: %d, %v", len(decs), err)
 	}
-	rews, err := serve.ReadRewards(logDir)
+	rews, err := decisionlog.ReadRewards(logDir)
 	if err != nil || len(rews) != 12 {
 		t.Fatalf("reward logs: %d, %v", len(rews), err)
+	}
+	// datasets inspect reads the server's logs.
+	out, err = run(t, "", "datasets", "inspect", logDir)
+	if err != nil {
+		t.Fatalf("datasets inspect: %v\n%s", err, out)
+	}
+	for _, want := range []string{"policy server logs", fmt.Sprintf("decisions  %d (0 in the WAL)", len(decs)), "rewards    12 (0 in the WAL)", "greedy", "flat"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("datasets inspect output lacks %q:\n%s", want, out)
+		}
 	}
 	jsonPath := filepath.Join(root, "ope.json")
 	out, err = run(t, "", "ope", "--logs", logDir, "--policy", filepath.Join(root, "target"), "--ci", "normal", "--json", jsonPath)
@@ -107,19 +119,29 @@ func TestServeAbtestOpe(t *testing.T) {
 }
 
 func TestServeFlagErrors(t *testing.T) {
-	for _, args := range [][]string{
-		{"serve"},
-		{"serve", "--arms", "a"},
-		{"serve", "--arms", "a=x,a=y"},
-		{"serve", "--arms", "a=x,b=y", "--mode", "canary", "--weights", "1"},
-		{"serve", "--arms", "a=x", "--weights", "1"},
-		{"serve", "--arms", "a=x", "--mode", "epsilon"},
-		{"serve", "--arms", "a=x", "--reward-timeout", "2h", "--session-ttl", "1h"},
-		{"serve", "--arms", "a=x,b=y", "--min-share", "0.6"},
-		{"ope", "--logs", "x"},
+	x, y := t.TempDir(), t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve"}, "no arms"},
+		{[]string{"serve", "--arms", "a"}, "want name=DIR"},
+		{[]string{"serve", "--arms", "a=" + x + ",a=" + y}, "used twice"},
+		{[]string{"serve", "--arms", "a=" + x + ",b=" + y, "--mode", "canary", "--weights", "1"}, "weights"},
+		{[]string{"serve", "--arms", "a=" + x, "--weights", "1"}, "--weights needs --mode canary"},
+		{[]string{"serve", "--arms", "a=" + x, "--mode", "epsilon"}, "unknown mode"},
+		{[]string{"serve", "--arms", "a=" + x, "--reward-timeout", "2h", "--session-ttl", "1h"}, "shorter than the reward timeout"},
+		{[]string{"serve", "--arms", "a=" + x + ",b=" + y, "--min-share", "0.6"}, "share"},
+		{[]string{"serve", "--arms", "a=" + x, "--store-outage", "maybe"}, "--store-outage"},
+		{[]string{"serve", "--arms", "a=" + x, "--log-format", "xml"}, "--log-format"},
+		// A policy directory that does not exist stops the server at once, saying what to
+		// check, with one "serve:" at most.
+		{[]string{"serve", "--arms", "a=" + x + ",ppo=" + filepath.Join(x, "nope")}, "arm ppo: policy directory " + filepath.Join(x, "nope") + " does not exist (check --arms"},
+		{[]string{"ope", "--logs", "x"}, "required"},
 	} {
-		if _, err := run(t, "", args...); err == nil {
-			t.Errorf("%v: no error", args)
+		_, err := run(t, "", c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Count(err.Error(), "serve:") > 1 {
+			t.Errorf("%v: error %v, want one containing %q", c.args, err, c.want)
 		}
 	}
 }
