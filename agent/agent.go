@@ -64,14 +64,23 @@ type Config struct {
 	ScoreForced bool
 }
 
+// Choice is a state to choose in: the observation, the actions offered (action
+// strings, "click[x]" or "search[q]") and their featurization (Example.Actions is
+// parallel to Actions).
+type Choice struct {
+	Obs     env.Observation
+	Actions []string
+	Example features.ChoiceExample
+}
+
 // Chooser scores a state's offered actions and picks one.
 type Chooser interface {
-	// Choose scores ex (ex.Actions are the actions offered) and returns the index
-	// picked and the scores (log-probabilities over ex.Actions, the state's value).
-	// With greedy it returns the argmax (the first on ties); otherwise it samples
-	// with rng, or picks as its source does (a server samples by its own setting).
-	// force >= 0 asks it to score and return that index.
-	Choose(ex features.ChoiceExample, greedy bool, force int, rng *rand.Rand) (int, features.ChoiceScores, error)
+	// Choose scores the choice and returns the index picked among its actions and the
+	// scores (log-probabilities over them, the state's value). With greedy it returns
+	// the argmax (the first on ties); otherwise it samples with rng, or picks as its
+	// source does (a server samples by its own setting). force >= 0 asks it to score
+	// and return that index.
+	Choose(c Choice, greedy bool, force int, rng *rand.Rand) (int, features.ChoiceScores, error)
 }
 
 // Scorer scores choice examples (models.Policy, or a batching front end to one).
@@ -84,7 +93,8 @@ type Scorer interface {
 type PolicyChooser struct{ Scorer Scorer }
 
 // Choose implements Chooser.
-func (c PolicyChooser) Choose(ex features.ChoiceExample, greedy bool, force int, rng *rand.Rand) (int, features.ChoiceScores, error) {
+func (c PolicyChooser) Choose(ch Choice, greedy bool, force int, rng *rand.Rand) (int, features.ChoiceScores, error) {
+	ex := ch.Example
 	scores, err := c.Scorer.Score([]features.ChoiceExample{ex})
 	if err != nil {
 		return -1, features.ChoiceScores{}, err
@@ -241,7 +251,7 @@ func (a *Agent) decide(obs env.Observation) Step {
 		}
 		st := Step{Action: env.Click(forced), Rule: rule, Forced: true, Index: -1}
 		if j := indexOf(obs, idx, forced); j >= 0 && a.cfg.ScoreForced {
-			if _, s, err := a.chooser.Choose(ex, true, j, a.rng); err == nil {
+			if _, s, err := a.chooser.Choose(clickChoice(obs, ex, idx), true, j, a.rng); err == nil {
 				st.Example, st.Index, st.Scores = ex, j, s
 			}
 		}
@@ -250,7 +260,7 @@ func (a *Agent) decide(obs env.Observation) Step {
 	if over && obs.Page == env.PageResults {
 		return a.finishOnResults(obs, ex, idx)
 	}
-	pick, s, err := a.chooser.Choose(ex, !a.cfg.Sample, -1, a.rng)
+	pick, s, err := a.chooser.Choose(clickChoice(obs, ex, idx), !a.cfg.Sample, -1, a.rng)
 	if err != nil {
 		if a.err == nil {
 			a.err = err
@@ -288,7 +298,7 @@ func (a *Agent) search(obs env.Observation) Step {
 				ex.Actions = append(ex.Actions, env.Search(q))
 			}
 			ex.Positions = make([]int, len(ex.Actions))
-			pick, s, err := a.chooser.Choose(ex, !a.cfg.Sample, -1, a.rng)
+			pick, s, err := a.chooser.Choose(Choice{Obs: obs, Actions: ex.Actions, Example: ex}, !a.cfg.Sample, -1, a.rng)
 			a.searches++
 			if err == nil && pick >= 0 && pick < len(ex.Actions) {
 				return Step{Action: ex.Actions[pick], Rule: RulePolicy, Example: ex, Index: pick, Scores: s}
@@ -343,7 +353,7 @@ func (a *Agent) finishOnResults(obs env.Observation, ex features.ChoiceExample, 
 	if len(prod.Actions) == 0 {
 		return Step{Action: env.Click(env.ClickBackToSearch), Rule: RuleBudget, Forced: true, Index: -1}
 	}
-	pick, s, err := a.chooser.Choose(prod, true, -1, a.rng)
+	pick, s, err := a.chooser.Choose(clickChoice(obs, prod, prodIdx), true, -1, a.rng)
 	if err != nil || pick < 0 || pick >= len(prod.Actions) {
 		if err != nil && a.err == nil {
 			a.err = err
@@ -351,6 +361,15 @@ func (a *Agent) finishOnResults(obs env.Observation, ex features.ChoiceExample, 
 		return Step{Action: env.Click(obs.Clickables[prodIdx[0]]), Rule: RuleError, Forced: true, Index: -1}
 	}
 	return Step{Action: env.Click(obs.Clickables[prodIdx[pick]]), Rule: RuleBudget, Forced: true, Example: prod, Index: pick, Scores: s}
+}
+
+// clickChoice is the choice among the clickables idx of obs, featurized as ex.
+func clickChoice(obs env.Observation, ex features.ChoiceExample, idx []int) Choice {
+	acts := make([]string, len(idx))
+	for j, ci := range idx {
+		acts[j] = env.Click(obs.Clickables[ci])
+	}
+	return Choice{Obs: obs, Actions: acts, Example: ex}
 }
 
 // indexOf returns the position in idx of the clickable c, or -1.

@@ -45,7 +45,9 @@ func (s *prefScorer) Score(exs []features.ChoiceExample) ([]features.ChoiceScore
 // turns them into probabilities and takes the argmax (the first on ties).
 type serverChooser struct{ s Scorer }
 
-func (c serverChooser) Choose(ex features.ChoiceExample, greedy bool, force int, rng *rand.Rand) (int, features.ChoiceScores, error) {
+func (c serverChooser) Choose(ch Choice, greedy bool, force int, rng *rand.Rand) (int, features.ChoiceScores, error) {
+	// The server featurizes the observation and the action strings itself.
+	ex, _ := features.ChoiceFromObservation(ch.Obs.Text, clickables(ch.Actions))
 	sc, err := c.s.Score([]features.ChoiceExample{ex})
 	if err != nil {
 		return -1, features.ChoiceScores{}, err
@@ -217,4 +219,13 @@ func TestSampleIndex(t *testing.T) {
 	if f := float64(n) / 4000; math.Abs(f-0.75) > 0.03 {
 		t.Errorf("sampled index 1 %.3f of the time, want 0.75", f)
 	}
+}
+
+// clickables turns "click[x]" actions into their labels.
+func clickables(actions []string) []string {
+	out := make([]string, len(actions))
+	for i, a := range actions {
+		out[i] = strings.TrimSuffix(strings.TrimPrefix(a, "click["), "]")
+	}
+	return out
 }

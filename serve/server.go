@@ -55,6 +55,9 @@ const (
 	DefaultSessionTTL    = time.Hour
 	DefaultPBestDraws    = 4000
 	DefaultPBestRefresh  = time.Second
+	// DefaultPBestRefreshFeedback recomputes the Thompson allocation after this many
+	// rewards (besides every DefaultPBestRefresh).
+	DefaultPBestRefreshFeedback = 5
 	// DefaultRejectLogEvery: at most one log line per route and 4xx status this often.
 	DefaultRejectLogEvery = time.Second
 )
@@ -91,9 +94,12 @@ type Config struct {
 	MaxActions int
 	MaxText    int
 	// PBestDraws and PBestRefresh: Monte Carlo draws of P(best) behind the Thompson
-	// allocation, recomputed at most every PBestRefresh.
-	PBestDraws   int
-	PBestRefresh time.Duration
+	// allocation, recomputed at most every PBestRefresh, and after every
+	// PBestRefreshFeedback rewards this server took (default
+	// DefaultPBestRefreshFeedback), so that a short, busy test adapts too.
+	PBestDraws           int
+	PBestRefresh         time.Duration
+	PBestRefreshFeedback int
 	// Store holds the shared state (default: a MemoryStore).
 	Store Store
 	// Logs receives decision and reward rows (nil: not logged).
@@ -127,6 +133,8 @@ type Server struct {
 	allocMu   sync.Mutex
 	alloc     []float64
 	allocTime time.Time
+	// allocFeedback counts the rewards taken since the allocation was computed.
+	allocFeedback int
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -184,6 +192,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.PBestRefresh <= 0 {
 		cfg.PBestRefresh = DefaultPBestRefresh
+	}
+	if cfg.PBestRefreshFeedback <= 0 {
+		cfg.PBestRefreshFeedback = DefaultPBestRefreshFeedback
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -374,6 +385,9 @@ type ActRequest struct {
 	AvailableActions []string `json:"available_actions"`
 	Instruction      string   `json:"instruction,omitempty"`
 	Arm              string   `json:"arm,omitempty"`
+	// Greedy takes the argmax for this decision even when the server samples (an
+	// agent's budget rule: the best product of a results page); its propensity is 1.
+	Greedy bool `json:"greedy,omitempty"`
 }
 
 // ActResponse is the reply of POST /act.
@@ -692,7 +706,7 @@ func (s *Server) allocation(ctx context.Context) ([]float64, error) {
 	}
 	s.allocMu.Lock()
 	defer s.allocMu.Unlock()
-	if s.alloc != nil && time.Since(s.allocTime) < s.cfg.PBestRefresh {
+	if s.alloc != nil && time.Since(s.allocTime) < s.cfg.PBestRefresh && s.allocFeedback < s.cfg.PBestRefreshFeedback {
 		return s.alloc, nil
 	}
 	states, err := s.store.States(ctx, s.names)
@@ -707,7 +721,7 @@ func (s *Server) allocation(ctx context.Context) ([]float64, error) {
 	for i, p := range pb {
 		out[i] = s.cfg.MinShare + (1-k*s.cfg.MinShare)*p
 	}
-	s.alloc, s.allocTime = out, time.Now()
+	s.alloc, s.allocTime, s.allocFeedback = out, time.Now(), 0
 	return out, nil
 }
 
@@ -815,7 +829,7 @@ func (s *Server) handleAct(c echo.Context) error {
 		return &apiError{code: http.StatusInternalServerError, msg: fmt.Sprintf("arm %s: %v", sess.Arm, err), cause: CausePolicy}
 	}
 	idx, actionProp := 0, 1.0
-	if s.cfg.Sample {
+	if s.cfg.Sample && !req.Greedy {
 		idx = s.draw(d.Probabilities, -1)
 		actionProp = d.Probabilities[idx]
 	} else {
@@ -854,7 +868,7 @@ func (s *Server) handleAct(c echo.Context) error {
 			Step: sess.Steps - 1, Arm: sess.Arm, Policy: info.Name, ModelSHA256: info.SHA256,
 			Instruction: req.Instruction, Observation: req.Observation, AvailableActions: req.AvailableActions,
 			Action: resp.Action, ActionIndex: int32(idx), Probabilities: p32, Propensity: prop,
-			ActionPropensity: actionProp, ArmPropensity: armProp, Sampled: s.cfg.Sample, Value: d.Value,
+			ActionPropensity: actionProp, ArmPropensity: armProp, Sampled: s.cfg.Sample && !req.Greedy, Value: d.Value,
 			LatencyUS: lat.Microseconds()})
 		s.logRowError(c, err)
 	}
@@ -950,6 +964,9 @@ func (s *Server) handleFeedback(c echo.Context) error {
 	default:
 		return httpErr(http.StatusConflict, "session %q has no episode waiting for a reward", sessionID)
 	}
+	s.allocMu.Lock()
+	s.allocFeedback++
+	s.allocMu.Unlock()
 	return c.JSON(http.StatusOK, FeedbackResponse{SessionID: sessionID, Arm: ep.Arm, Episode: ep.Episode,
 		Steps: ep.Steps, Reward: res.Reward, Success: res.Reward >= bandit.SuccessThreshold})
 }

@@ -630,3 +630,77 @@ func TestClientErrorsCountedAndSampled(t *testing.T) {
 		t.Fatalf("the next logged 400 does not count the 4 left out:\n%s", logs.String())
 	}
 }
+
+// A request's greedy flag takes the argmax even when the server samples, and its
+// action propensity is then 1 (the decision was not drawn).
+func TestGreedyRequestUnderSampling(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.Sample = true })
+	c := NewClient(ts.URL)
+	ctx := context.Background()
+	for i := 0; i < 30; i++ {
+		r, err := c.Act(ctx, ActRequest{SessionID: "g", Observation: "o", AvailableActions: shirtActions, Arm: "b", Greedy: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, p := range r.Probabilities {
+			if p > r.Probabilities[r.Index] || (p == r.Probabilities[r.Index] && j < r.Index) {
+				t.Fatalf("greedy request got index %d (p %g), but %d has p %g", r.Index, r.Probabilities[r.Index], j, p)
+			}
+		}
+		if r.ActionPropensity != 1 {
+			t.Fatalf("greedy decision logged with action propensity %g", r.ActionPropensity)
+		}
+	}
+}
+
+// With a long time refresh, the Thompson allocation is still recomputed after
+// PBestRefreshFeedback rewards, so a short test adapts to what it has seen.
+func TestAllocationRefreshesAfterFeedback(t *testing.T) {
+	ts := startServer(t, func(c *Config) {
+		c.Mode, c.Weights, c.MinShare, c.PBestRefresh, c.PBestRefreshFeedback = ModeThompson, nil, 0.1, time.Hour, 3
+	})
+	c := NewClient(ts.URL)
+	ctx := context.Background()
+	first, err := c.Act(ctx, ActRequest{SessionID: "s0", Observation: "o", AvailableActions: shirtActions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(first.ArmPropensity-0.5) > 0.05 {
+		t.Fatalf("equal priors: arm propensity %g, want about 0.5", first.ArmPropensity)
+	}
+	// Rewards arrive: arm a always succeeds, b never.
+	for i := 0; i < 40; i++ {
+		ts.store.(*MemoryStore).Observe("a", 1)
+		ts.store.(*MemoryStore).Observe("b", 0)
+	}
+	one, zero := 1.0, 0.0
+	for i := 1; i <= 3; i++ {
+		sid := fmt.Sprintf("s%d", i)
+		r, err := c.Act(ctx, ActRequest{SessionID: sid, Observation: "o", AvailableActions: shirtActions})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Until the third reward the cached allocation holds.
+		if math.Abs(r.ArmPropensity-0.5) > 0.05 {
+			t.Fatalf("allocation changed after %d rewards: propensity %g", i-1, r.ArmPropensity)
+		}
+		rew := &zero
+		if r.Arm == "a" {
+			rew = &one
+		}
+		if _, err := c.Feedback(ctx, FeedbackRequest{SessionID: sid, Reward: rew}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := c.Act(ctx, ActRequest{SessionID: "s4", Observation: "o", AvailableActions: shirtActions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0.9
+	if r.Arm == "b" {
+		want = 0.1
+	}
+	if math.Abs(r.ArmPropensity-want) > 0.01 {
+		t.Fatalf("after 3 rewards arm %s has propensity %g, want about %g", r.Arm, r.ArmPropensity, want)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"shopagent/abtest"
+	"shopagent/agent"
 	"shopagent/env"
 	"shopagent/serve"
 )
@@ -42,8 +43,8 @@ func runServerABTest(cmd *cobra.Command, shop *env.Shop, goals []env.Goal, serve
 	}
 	bar := newEvalBar(episodes*runs, "abtest "+server)
 	start := time.Now()
-	eps, runErr := client.Drive(ctx, shop, goals, serve.DriveConfig{Episodes: episodes, Runs: runs, Concurrency: concurrency,
-		Seed: seed, MaxSteps: maxSteps, AgentMaxSteps: agentSteps, Progress: func(int, int) { _ = bar.Add(1) }})
+	eps, runErr := abtest.Drive(ctx, client, shop, goals, abtest.DriveConfig{Episodes: episodes, Runs: runs, Concurrency: concurrency,
+		Seed: seed, MaxSteps: maxSteps, Agent: agent.Config{MaxSteps: agentSteps}, Progress: func(int, int) { _ = bar.Add(1) }})
 	_ = bar.Finish()
 	elapsed := time.Since(start)
 	names := make([]string, len(before.Arms))
