@@ -244,6 +244,9 @@ func RunDPO(ctx stdctx.Context, r DPORun) (*RunResult, error) {
 	r.logf("dpo: %d click steps of %d episodes (%d forced steps left out); the reference already picks the demonstrated action in %d of them, "+
 		"so %d states give %d preference pairs (rejected: %s); reference pass %s",
 		pairs.Examples, data.Episodes, data.Forced, pairs.Agree, len(pairs.States), pairs.Pairs, r.DPO.Rejected, time.Since(t).Round(time.Millisecond))
+	if pairs.TooMany > 0 {
+		r.logf("dpo: %d steps with more actions than the largest batch bucket were left out", pairs.TooMany)
+	}
 	job, err := NewDPOJob(s.pcfg, pairs, r.DPO, uint64(r.Seed))
 	if err != nil {
 		return nil, err

@@ -99,6 +99,7 @@ func (o RunOptions) validate() error {
 // config turns the options into the trainer's Config for a policy configuration,
 // tokenizer and step count.
 func (o RunOptions) config(pcfg features.PolicyConfig, tok *features.Tokenizer, steps int64) (Config, error) {
+	InstallFastDotGradients()
 	be, err := models.NewBackend(o.Backend)
 	if err != nil {
 		return Config{}, err
