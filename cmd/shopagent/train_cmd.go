@@ -287,7 +287,7 @@ when it has one, its size and its vocabulary.`,
 func newTrainILCmd() *cobra.Command {
 	var tf trainFlags
 	var sf shopFlags
-	var demos, initPath, vocabPath string
+	var demos, initPath, vocabPath, model string
 	var maxState, maxAction, maxActions, devGoals, epochs int
 	var minReward float64
 	cmd := &cobra.Command{
@@ -359,6 +359,7 @@ the first N dev goals of the shop (shop flags) at the end.`,
 				pcfg.Bert.Dropout = tf.dropout
 			}
 			pcfg.ObsMode = data.ObsMode
+			pcfg.Model = model
 			if err := pcfg.Validate(); err != nil {
 				return err
 			}
@@ -438,6 +439,7 @@ the first N dev goals of the shop (shop flags) at the end.`,
 	cmd.Flags().IntVar(&epochs, "epochs", 0, "passes over the examples (overrides --steps when > 0)")
 	cmd.Flags().IntVar(&devGoals, "dev-goals", 0, "evaluate on the first N dev goals at the end")
 	cmd.Flags().Float64Var(&minReward, "min-reward", 0, "use only episodes with at least this final reward")
+	cmd.Flags().StringVar(&model, "model", features.ModelShopAgent, "choice model: webshop (WebShop's exactly) or shopagent (with exact-match and rank priors); RL and DPO keep their --init's")
 	return cmd
 }
 
