@@ -296,6 +296,9 @@ type ILRun struct {
 	// MaxActions is the number of actions per training state: the demonstrated one and
 	// a random sample of the others.
 	MaxActions int
+	// Model is the choice model: features.ModelShopAgent (default) or
+	// features.ModelWebShop (WebShop's exactly). InitPolicy keeps the initial policy's.
+	Model string
 }
 
 // DefaultILRun returns imitation learning's defaults: the tiny preset, 500 steps of 32,
@@ -350,6 +353,9 @@ func RunIL(ctx stdctx.Context, r ILRun) (*RunResult, error) {
 		pcfg.Bert.Dropout = r.Dropout
 	}
 	pcfg.ObsMode = data.ObsMode
+	if !r.InitPolicy && r.Model != "" {
+		pcfg.Model = r.Model
+	}
 	if err := pcfg.Validate(); err != nil {
 		return nil, err
 	}

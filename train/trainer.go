@@ -214,6 +214,9 @@ func Run(ctx stdctx.Context, cfg Config, job Job) (*Result, error) {
 		if ck.Meta.Policy.Bert != cfg.Policy.Bert {
 			return nil, fmt.Errorf("train: resume: %s has model %+v, the run asks for %+v", ck.Dir, ck.Meta.Policy.Bert, cfg.Policy.Bert)
 		}
+		if ck.Meta.Policy.ChoiceModel() != cfg.Policy.ChoiceModel() {
+			return nil, fmt.Errorf("train: resume: %s has the %s choice model, the run asks for %s", ck.Dir, ck.Meta.Policy.ChoiceModel(), cfg.Policy.ChoiceModel())
+		}
 		if ck.Optimizer == nil {
 			return nil, fmt.Errorf("train: resume: %s has no optimizer state", ck.Dir)
 		}

@@ -196,7 +196,7 @@ when it has one, its size and its vocabulary.`,
 func newTrainILCmd() *cobra.Command {
 	var tf trainFlags
 	var sf shopFlags
-	var demos, initPath, vocabPath string
+	var demos, initPath, vocabPath, model string
 	var maxState, maxAction, maxActions, devGoals, epochs int
 	var minReward float64
 	cmd := &cobra.Command{
@@ -221,7 +221,7 @@ the first N dev goals of the shop (shop flags) at the end.`,
 			r.RunOptions = tf.options(cmd)
 			r.Epochs = epochs
 			r.Demos, r.MinReward, r.InitPath, r.VocabPath = demos, minReward, initPath, vocabPath
-			r.Preset, r.MaxStateLen, r.MaxActionLen, r.MaxActions = tf.preset, maxState, maxAction, maxActions
+			r.Preset, r.MaxStateLen, r.MaxActionLen, r.MaxActions, r.Model = tf.preset, maxState, maxAction, maxActions, model
 			ctx, cancel := signalContext(cmd.Context())
 			defer cancel()
 			res, err := train.RunIL(ctx, r)
@@ -271,6 +271,7 @@ the first N dev goals of the shop (shop flags) at the end.`,
 	cmd.Flags().IntVar(&epochs, "epochs", 0, "passes over the examples (overrides --steps when > 0)")
 	cmd.Flags().IntVar(&devGoals, "dev-goals", 0, "evaluate on the first N dev goals at the end")
 	cmd.Flags().Float64Var(&minReward, "min-reward", 0, "use only episodes with at least this final reward")
+	cmd.Flags().StringVar(&model, "model", features.ModelShopAgent, "choice model: webshop (WebShop's exactly) or shopagent (with exact-match and rank priors); RL and DPO keep their --init's")
 	return cmd
 }
 
