@@ -15,9 +15,9 @@ import (
 const ExpertPolicy = "expert"
 
 // ExpertConfig holds the scripted expert's knobs. Start from
-// DefaultExpertConfig: the zero value is a direct expert (no reading, no
-// detours, no noise) with the default page, search and detour limits and
-// WebShop's human queries.
+// DefaultExpertConfig: the zero value is a direct expert (shortened queries,
+// no reading, no detours, no noise) with the default page, search and detour
+// limits.
 type ExpertConfig struct {
 	// Noise is the probability, at each step, of taking a random available
 	// click instead of the expert's action ("buy now" and the search page's
@@ -54,12 +54,16 @@ type ExpertConfig struct {
 	// the expert gives up on finding the goal product and buys the
 	// best-looking result.
 	MaxSearches int
+	// HumanQueryProb is the probability that the first search types one of
+	// the real people's queries for the instruction, when HumanQueries has
+	// some (1: whenever it has); otherwise the expert types a shortened query
+	// made from the instruction. A reformulated search types another human
+	// query with the same probability.
+	HumanQueryProb float64
 	// HumanQueries are real people's search queries by instruction (the
 	// instruction without its price clause, as in WebShop's
-	// goal_query_map.json). The first search types one of the instruction's
-	// queries when it has some; otherwise a short query made from the
-	// instruction. Nil means the embedded webshopdata.GoalQueryMap(); an
-	// empty map means no human queries.
+	// goal_query_map.json). Nil means the embedded
+	// webshopdata.GoalQueryMap(); an empty map means none.
 	HumanQueries map[string][]string
 }
 
@@ -68,13 +72,13 @@ type ExpertConfig struct {
 // results page viewed, the next page looked at with probability 0.3 when the
 // goal product shows, a reformulated search with probability 0.25, at most 4
 // detours an episode; 5 pages per search, 3 searches; WebShop's human
-// queries. On the default shop's train goals these give about 11 steps an
+// queries whenever the instruction has some. On the default shop's train goals these give about 11 steps an
 // episode, as WebShop's human demonstrations have, and still 100% success
 // (see "The expert demonstrator" in docs/TRAINING.md).
 func DefaultExpertConfig() ExpertConfig {
 	return ExpertConfig{
 		ReadProb: 0.3, OpenOtherProb: 0.4, PageAheadProb: 0.3, ReformulateProb: 0.25, MaxDetours: 4,
-		MaxPages: 5, MaxSearches: 3,
+		MaxPages: 5, MaxSearches: 3, HumanQueryProb: 1,
 	}
 }
 
@@ -111,8 +115,8 @@ type candidate struct {
 // Expert is a scripted shopper that knows its goal (the env.Goal struct: the
 // ASIN, attributes, options and price cap) and acts only through
 // observations and actions like any agent. Its first search types a real
-// person's query for the instruction when ExpertConfig.HumanQueries has one,
-// otherwise a short query in the style of people's (the product and one or
+// person's query for the instruction when ExpertConfig.HumanQueries has one
+// (with probability HumanQueryProb), otherwise a short query in the style of people's (the product and one or
 // two of the attributes or options). It scans up to MaxPages pages of results
 // for the goal product, searches again with more specific queries (all
 // attributes and options, then the product's title words) up to MaxSearches
@@ -468,12 +472,19 @@ func (x *Expert) looks(r result) float64 {
 	return s
 }
 
+// useHuman draws whether a search types a human query, with probability
+// HumanQueryProb (no draw at 0 or 1).
+func (x *Expert) useHuman() bool {
+	p := x.cfg.HumanQueryProb
+	return p >= 1 || p > 0 && x.rng.Float64() < p
+}
+
 // firstQuery is the episode's first query: one of the instruction's human
-// queries (chosen with the episode's seed) when it has some, else a short
-// query in their style.
+// queries (chosen with the episode's seed) when it has some and useHuman
+// says so, else a short query in their style.
 func (x *Expert) firstQuery() string {
 	q := ""
-	if len(x.human) > 0 {
+	if len(x.human) > 0 && x.useHuman() {
 		q = cleanQuery(x.human[x.rng.IntN(len(x.human))])
 		x.rep.HumanQuery = q != ""
 	}
@@ -491,8 +502,8 @@ func (x *Expert) firstQuery() string {
 }
 
 // reformulation is the query of a reformulated first search: another human
-// query for the instruction, else another short query, else the longer
-// query of all attributes and options.
+// query for the instruction (see useHuman), else another short query, else
+// the longer query of all attributes and options.
 func (x *Expert) reformulation() string {
 	var others []string
 	for _, h := range x.human {
@@ -500,7 +511,7 @@ func (x *Expert) reformulation() string {
 			others = append(others, h)
 		}
 	}
-	if len(others) > 0 {
+	if len(others) > 0 && x.useHuman() {
 		return others[x.rng.IntN(len(others))]
 	}
 	for range 8 {

@@ -194,13 +194,34 @@ func TestExpertHumanQuery(t *testing.T) {
 	if len(seen) < 2 {
 		t.Errorf("30 seeds chose only %v among %d human queries", seen, len(want))
 	}
-	// No human queries: a shortened query.
+	// No human queries (an empty map, or HumanQueryProb 0 as in the zero
+	// config): a shortened query.
 	cfg := DefaultExpertConfig()
 	cfg.HumanQueries = map[string][]string{}
 	if q, rep := firstQuery(g, cfg, 1); rep.HumanQuery || q == "" || want[q] && len(strings.Fields(q)) < 3 {
 		t.Errorf("without human queries: %q %+v", q, rep)
 	}
+	if q, rep := firstQuery(g, ExpertConfig{}, 1); rep.HumanQuery || q == "" {
+		t.Errorf("zero config: %q %+v", q, rep)
+	}
+	// HumanQueryProb 0.4: a human query in about 40% of the episodes.
+	cfg = DefaultExpertConfig()
+	cfg.HumanQueryProb = 0.4
+	humans := 0
+	for seed := uint64(0); seed < 400; seed++ {
+		q, rep := firstQuery(g, cfg, seed)
+		if rep.HumanQuery != want[q] {
+			t.Fatalf("seed %d: %q reported human %v", seed, q, rep.HumanQuery)
+		}
+		if rep.HumanQuery {
+			humans++
+		}
+	}
+	if sd := math.Sqrt(0.4 * 0.6 / 400); math.Abs(float64(humans)/400-0.4) > 3*sd {
+		t.Errorf("HumanQueryProb 0.4: %d human first queries in 400 episodes", humans)
+	}
 	// A map of one's own, keyed as goal_query_map.json is.
+	cfg = DefaultExpertConfig()
 	cfg.HumanQueries = map[string][]string{strings.ToLower(ins): {"My [Own] Query "}}
 	if q, rep := firstQuery(g, cfg, 1); q != "my own query" || !rep.HumanQuery {
 		t.Errorf("own map: %q %+v", q, rep)
@@ -336,7 +357,7 @@ func TestExpertDetours(t *testing.T) {
 	goals := trainGoals(t, shop)
 	e := shop.NewEnv(env.Config{MaxSteps: 100})
 	const p = 0.5
-	for _, kind := range []string{"open other", "page ahead", "reformulate", "read"} {
+	for k, kind := range []string{"open other", "page ahead", "reformulate", "read"} {
 		cfg := ExpertConfig{MaxDetours: 4}
 		switch kind {
 		case "open other":
@@ -348,16 +369,19 @@ func TestExpertDetours(t *testing.T) {
 		case "read":
 			cfg.ReadProb = p
 		}
-		var chances, taken, seen, bought int
+		var chances, taken, seen, success int
 		for i := 0; i < 3*len(goals); i++ {
 			g := goals[i%len(goals)]
-			x := NewExpert(g, cfg, uint64(1000+i))
+			x := NewExpert(g, cfg, uint64(1000*(k+1)+i))
 			ep := env.RunEpisode(e, g, x, true)
 			rep := x.Report()
 			if ep.Purchase != nil && ep.Purchase.ASIN == g.ASIN && ep.Success() {
-				bought++
+				success++
 			}
-			target := strings.ToLower(g.ASIN)
+			target, bought := strings.ToLower(g.ASIN), ""
+			if ep.Purchase != nil {
+				bought = strings.ToLower(ep.Purchase.ASIN)
+			}
 			var searches []string
 			for j, tr := range ep.Transitions {
 				next := ""
@@ -369,8 +393,9 @@ func TestExpertDetours(t *testing.T) {
 				}
 				switch kind {
 				case "open other":
-					// A product that is not the goal's, then back.
-					if a := env.ParseAction(tr.Action); ClassifyAction(tr.Action) == ActionClickASIN && a.Arg != target {
+					// A product that is neither the goal's nor bought (as a
+					// fallback), then back.
+					if a := env.ParseAction(tr.Action); ClassifyAction(tr.Action) == ActionClickASIN && a.Arg != target && a.Arg != bought {
 						seen++
 						if next != "click[< prev]" {
 							t.Errorf("%s: opened %s, then %q", kind, a.Arg, next)
@@ -424,15 +449,15 @@ func TestExpertDetours(t *testing.T) {
 		}
 		rate := float64(taken) / float64(chances)
 		sd := math.Sqrt(p * (1 - p) / float64(chances))
-		t.Logf("%s: %d of %d chances taken (%.3f), %d success of %d", kind, taken, chances, rate, bought, 3*len(goals))
+		t.Logf("%s: %d of %d chances taken (%.3f), %d successes in %d episodes", kind, taken, chances, rate, success, 3*len(goals))
 		if chances < 100 || math.Abs(rate-p) > 3*sd {
 			t.Errorf("%s: %d detours in %d chances, want a rate near %.2f", kind, taken, chances, p)
 		}
 		if seen != taken {
 			t.Errorf("%s: %d detours in the actions, %d reported", kind, seen, taken)
 		}
-		if bought < 3*len(goals)*95/100 {
-			t.Errorf("%s: bought the goal product with success in %d of %d episodes", kind, bought, 3*len(goals))
+		if success < 3*len(goals)*95/100 {
+			t.Errorf("%s: bought the goal product with success in %d of %d episodes", kind, success, 3*len(goals))
 		}
 	}
 }

@@ -163,7 +163,6 @@ func newDatasetsDemosCmd() *cobra.Command {
 	var split, out, obs string
 	var n, workers, maxSteps int
 	var demoSeed uint64
-	var humanQueries bool
 	ecfg := datasets.DefaultExpertConfig()
 	cmd := &cobra.Command{
 		Use:   "demos --split train --n N --out expert.parquet",
@@ -171,7 +170,7 @@ func newDatasetsDemosCmd() *cobra.Command {
 		Long: `A scripted expert that knows each goal (product, attributes, options, price
 cap) but acts only through the shop's pages like any agent. Its first search
 types a real person's query for the instruction when WebShop's
-goal_query_map.json has one (embedded; --human-queries=false turns this off),
+goal_query_map.json (embedded) has one, with probability --human-query-prob,
 otherwise a short query in their style (the product and one or two attributes
 or options). It scans up to --max-pages result pages for the goal product,
 searches again with more specific queries (up to --max-searches searches),
@@ -202,6 +201,7 @@ among the instruction's in goal_query_map.json.`,
 			}{
 				{"--noise", ecfg.Noise}, {"--read-prob", ecfg.ReadProb}, {"--open-other-prob", ecfg.OpenOtherProb},
 				{"--page-ahead-prob", ecfg.PageAheadProb}, {"--reformulate-prob", ecfg.ReformulateProb},
+				{"--human-query-prob", ecfg.HumanQueryProb},
 			} {
 				if p.v < 0 || p.v > 1 {
 					return fmt.Errorf("%s must be in [0, 1], not %g", p.name, p.v)
@@ -211,9 +211,6 @@ among the instruction's in goal_query_map.json.`,
 				return fmt.Errorf("--max-detours must be at least 0, --max-pages and --max-searches at least 1")
 			}
 			cfg := ecfg
-			if !humanQueries {
-				cfg.HumanQueries = map[string][]string{}
-			}
 			if cfg.MaxDetours == 0 {
 				cfg.OpenOtherProb, cfg.PageAheadProb, cfg.ReformulateProb = 0, 0, 0
 			}
@@ -261,7 +258,7 @@ among the instruction's in goal_query_map.json.`,
 	f.IntVar(&ecfg.MaxDetours, "max-detours", ecfg.MaxDetours, "most detours per episode (0 = none)")
 	f.IntVar(&ecfg.MaxPages, "max-pages", ecfg.MaxPages, "result pages scanned per search")
 	f.IntVar(&ecfg.MaxSearches, "max-searches", ecfg.MaxSearches, "searches (reformulations aside) before buying the best-looking result")
-	f.BoolVar(&humanQueries, "human-queries", true, "first search with a real person's query for the instruction when WebShop's goal_query_map.json has one")
+	f.Float64Var(&ecfg.HumanQueryProb, "human-query-prob", ecfg.HumanQueryProb, "probability of searching first with a real person's query for the instruction when WebShop's goal_query_map.json has one")
 	f.Uint64Var(&demoSeed, "demo-seed", 1, "seed of the expert's queries and choices (--seed is the shop's price seed)")
 	f.IntVar(&workers, "workers", 0, "parallel episodes (0 = GOMAXPROCS)")
 	f.StringVar(&obs, "obs", "text", "observation mode stored in the rows: text or text_rich")

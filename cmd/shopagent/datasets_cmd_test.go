@@ -111,7 +111,7 @@ func TestDatasetsCLI(t *testing.T) {
 	if _, err := runDatasets(t, "demos", "--data", shopDir, "--out", demos, "--split", "nope"); err == nil {
 		t.Error("demos with a bad --split succeeded")
 	}
-	for _, flag := range []string{"--open-other-prob", "--page-ahead-prob", "--reformulate-prob", "--read-prob"} {
+	for _, flag := range []string{"--open-other-prob", "--page-ahead-prob", "--reformulate-prob", "--read-prob", "--human-query-prob"} {
 		if _, err := runDatasets(t, "demos", "--data", shopDir, "--out", demos, flag, "1.5"); err == nil || !strings.Contains(err.Error(), flag) {
 			t.Errorf("demos with %s 1.5: %v", flag, err)
 		}
@@ -138,7 +138,7 @@ func TestDatasetsDemosExpertFlags(t *testing.T) {
 		t.Errorf("no detours by default:\n%s", text)
 	}
 	text, err = runDatasets(t, "demos", "--data", shopDir, "--split", "train", "--n", "40", "--out", out,
-		"--human-queries=false", "--max-detours", "0", "--read-prob", "0")
+		"--human-query-prob", "0", "--max-detours", "0", "--read-prob", "0")
 	if err != nil {
 		t.Fatalf("demos: %v\n%s", err, text)
 	}
