@@ -205,6 +205,10 @@ type DPORun struct {
 	// generated); MinReward keeps only episodes with at least that final reward.
 	Demos     string
 	MinReward float64
+	// MaxEpisodes, when positive, uses that many of the demonstration episodes, drawn
+	// at random with the run's seed: the reference pass scores every click step used,
+	// which on a CPU can take minutes for thousands of steps.
+	MaxEpisodes int
 	// DPO holds the algorithm's hyperparameters (DPO.Batch follows Batch).
 	DPO DPOConfig
 }
@@ -230,6 +234,10 @@ func RunDPO(ctx stdctx.Context, r DPORun) (*RunResult, error) {
 	data, err := LoadILData(r.Demos, r.MinReward)
 	if err != nil {
 		return nil, err
+	}
+	if r.MaxEpisodes > 0 && r.MaxEpisodes < data.Episodes {
+		r.logf("dpo: %d of the %d demonstration episodes, drawn with seed %d", r.MaxEpisodes, data.Episodes, r.Seed)
+		data = data.SubsetEpisodes(r.MaxEpisodes, uint64(r.Seed))
 	}
 	ref, err := s.reference()
 	if err != nil {

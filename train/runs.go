@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -55,7 +56,7 @@ type RunOptions struct {
 	Keep            int
 	// Log receives progress (nil: silent); LogEvery writes a line every this many steps
 	// (0: 10% of the run); ProgressBar draws a bar on Log.
-	Log         io.Writer
+	Log         io.Writer `json:"-"`
 	LogEvery    int64
 	ProgressBar bool
 	// TimeBudget stops training after this much training time (0: none); Deadline stops
@@ -64,7 +65,7 @@ type RunOptions struct {
 	TimeBudget time.Duration
 	Deadline   time.Time
 	// AfterCheckpoint is called with every checkpoint directory (an export, say).
-	AfterCheckpoint func(dir string) error
+	AfterCheckpoint func(dir string) error `json:"-"`
 	// Info is added to the checkpoints' provenance.
 	Info map[string]any
 }
@@ -168,8 +169,14 @@ func (r *RunResult) Summary() RunSummary {
 	if r.Interrupted {
 		status = "interrupted"
 	}
+	metrics := map[string]float64{}
+	for k, v := range r.LastMetrics {
+		if !math.IsNaN(v) && !math.IsInf(v, 0) { // a run stopped before its first update has none
+			metrics[k] = v
+		}
+	}
 	return RunSummary{Job: r.Job, Status: status, Step: r.Step, StartStep: r.StartStep, ElapsedS: r.Elapsed.Seconds(),
-		WallS: r.Wall.Seconds(), LastLoss: jsonFloat(r.LastLoss), MeanLoss: jsonFloat(r.MeanLoss), Metrics: r.LastMetrics,
+		WallS: r.Wall.Seconds(), LastLoss: jsonFloat(r.LastLoss), MeanLoss: jsonFloat(r.MeanLoss), Metrics: metrics,
 		Checkpoint: r.Checkpoint, Budget: r.BudgetReached, Info: r.Info}
 }
 

@@ -284,7 +284,9 @@ func Run(ctx stdctx.Context, cfg Config, job Job) (*Result, error) {
 		for k, v := range cfg.Info {
 			info[k] = v
 		}
-		info["loss"] = last
+		if !math.IsNaN(last) && !math.IsInf(last, 0) {
+			info["loss"] = last // a run stopped before its first update has no loss
+		}
 		meta := models.CheckpointMeta{Job: job.Name(), Step: step, Policy: cfg.Policy, Info: info}
 		dir := filepath.Join(cfg.RunDir, models.CheckpointsDir, models.CheckpointDirName(step))
 		if _, err := os.Stat(dir); err == nil {

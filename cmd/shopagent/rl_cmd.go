@@ -232,7 +232,7 @@ func newTrainDPOCmd() *cobra.Command {
 	hp := train.DefaultDPOConfig()
 	var demos string
 	var minReward float64
-	var epochs int
+	var epochs, maxEpisodes int
 	cmd := &cobra.Command{
 		Use:   "dpo --init IL_RUN --demos FILE_OR_DIR --out RUN_DIR",
 		Short: "DPO on per-step preference pairs: demonstrated action vs the reference's",
@@ -254,7 +254,7 @@ directory is a policy like IL's (shopagent eval --policy RUN_DIR). See docs/RL.m
 				return err
 			}
 			o.Epochs = epochs
-			r := train.DPORun{RunOptions: o, Init: rf.init, Demos: demos, MinReward: minReward, DPO: hp}
+			r := train.DPORun{RunOptions: o, Init: rf.init, Demos: demos, MinReward: minReward, MaxEpisodes: maxEpisodes, DPO: hp}
 			return runRL(cmd, func(ctx context.Context) (*train.RunResult, error) { return train.RunDPO(ctx, r) })
 		},
 	}
@@ -265,6 +265,7 @@ directory is a policy like IL's (shopagent eval --policy RUN_DIR). See docs/RL.m
 	fl.StringVar(&hp.Rejected, "rejected", hp.Rejected, "rejected actions: reference (the initial policy's greedy action where it differs) or all")
 	fl.Float64Var(&minReward, "min-reward", 0, "use only episodes with at least this final reward")
 	fl.IntVar(&epochs, "epochs", 0, "passes over the preference states (overrides --steps when > 0)")
+	fl.IntVar(&maxEpisodes, "max-episodes", 0, "use this many demonstration episodes, drawn at random with --seed (0: all; the reference pass scores every click step used)")
 	return cmd
 }
 
