@@ -143,10 +143,11 @@ func newTrainPGCmd() *cobra.Command {
 	var demos string
 	cmd := &cobra.Command{
 		Use:   "pg --init IL_RUN --out RUN_DIR",
-		Short: "Policy-gradient fine-tuning (WebShop's actor-critic) of an imitation policy",
-		Long: `Fine-tunes a choice policy in the simulator with WebShop's actor-critic: each
-step rolls out --episodes-per-step episodes on random goals of --goals (sampling
-from the current policy), then makes one update on their choices with
+		Short: "Policy-gradient fine-tuning (an actor-critic with Monte Carlo returns, after WebShop's) of an imitation policy",
+		Long: `Fine-tunes a choice policy in the simulator with an actor-critic after WebShop's
+(Monte Carlo returns where WebShop's uses 8-step bootstrapped ones; see docs/RL.md):
+each step rolls out --episodes-per-step whole episodes on random goals of --goals
+(sampling from the current policy), then makes one update on their choices with
 loss = -A log pi(a|s) + --value-coef (V - R)^2 - --entropy-coef H, returns with
 --gamma bootstrapped from the value when the step cap cuts an episode, advantage
 A = R - V, gradient clipping at --clip (10). --il-coef with --demos adds the
@@ -193,7 +194,8 @@ func newTrainPPOCmd() *cobra.Command {
 A = R - V), then makes --ppo-epochs passes of --minibatches updates each with the
 clipped surrogate (--clip-eps), the value loss (--value-coef), the entropy bonus
 (--entropy-coef) and the KL divergence to the frozen initial policy (--kl-coef,
-reference log-probabilities computed at rollout time). --steps counts updates.
+reference log-probabilities computed at rollout time), a loss term unless
+--kl-in-reward puts it into the rewards per step, as InstructGPT does. --steps counts updates.
 The run directory is a policy like IL's (shopagent eval --policy RUN_DIR).
 See docs/RL.md.`,
 		Args: cobra.NoArgs,
@@ -221,6 +223,7 @@ See docs/RL.md.`,
 	fl.Float64Var(&hp.ValueCoef, "value-coef", hp.ValueCoef, "weight of the value loss (c1)")
 	fl.Float64Var(&hp.EntropyCoef, "entropy-coef", hp.EntropyCoef, "weight of the entropy bonus (c2)")
 	fl.Float64Var(&hp.KLCoef, "kl-coef", hp.KLCoef, "weight of the KL divergence to the frozen initial policy (beta; 0: off)")
+	fl.BoolVar(&hp.KLInReward, "kl-in-reward", false, "apply beta as InstructGPT does, a per-step penalty beta (log pi_old - log pi_ref) of the action taken on the rewards, instead of the loss term")
 	fl.IntVar(&hp.Epochs, "ppo-epochs", hp.Epochs, "passes over each rollout (K)")
 	fl.IntVar(&hp.Minibatches, "minibatches", hp.Minibatches, "minibatches per pass")
 	fl.BoolVar(&hp.NormAdv, "norm-adv", hp.NormAdv, "normalise the advantages over each rollout")
