@@ -133,6 +133,11 @@ type Config struct {
 	Thompson ThompsonConfig    `json:"thompson"`
 	// Backend is the GoMLX backend of every training and evaluation stage.
 	Backend string `json:"backend"`
+	// WaitLoad, when positive, makes every budgeted stage wait (up to WaitMax) until the
+	// machine's one-minute load average is at most WaitLoad, so that wall-clock budgets
+	// buy about the same compute on a shared machine; the load is recorded either way.
+	WaitLoad float64       `json:"-"`
+	WaitMax  time.Duration `json:"-"`
 	// Log receives one line per stage with progress and ETA (nil: discarded).
 	Log io.Writer `json:"-"`
 }
@@ -264,6 +269,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
+	unlock, err := lockDir(cfg.Out)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	// A dry pass counts the stages (for the progress lines' ETA); the real pass runs them.
 	dry := &exp{cfg: cfg, st: newStager(ctx, cfg.Out, nil)}
 	dry.st.dry = true
@@ -271,7 +281,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		return nil, err
 	}
 	x := &exp{cfg: cfg, st: newStager(ctx, cfg.Out, cfg.Log)}
-	x.st.planned = dry.st.planned
+	x.st.planned, x.st.waitLoad, x.st.waitMax = dry.st.planned, cfg.WaitLoad, cfg.WaitMax
 	res, err := x.run()
 	if err != nil {
 		return nil, err
@@ -380,6 +390,19 @@ func (x *exp) run() (*Results, error) {
 		return Trial{Method: m}
 	}
 
+	// Every seed's IL policies first: they are step-counted, so a busy machine only makes
+	// them slower, while the budgeted stages after them are better run on a quiet one
+	// (WaitLoad).
+	for seed := int64(1); seed <= int64(cfg.Seeds); seed++ {
+		if _, _, err := x.trainIL(fmt.Sprintf("il-s%d", seed), seed, features.ModelShopAgent, pretrain); err != nil {
+			return nil, err
+		}
+		if cfg.has(MethodILWebShop) || cfg.has(MethodDPOWebShop) {
+			if _, _, err := x.trainIL(fmt.Sprintf("il-webshop-s%d", seed), seed, features.ModelWebShop, pretrain); err != nil {
+				return nil, err
+			}
+		}
+	}
 	for seed := int64(1); seed <= int64(cfg.Seeds); seed++ {
 		s := int(seed)
 		record := func(m, name, run string, dep string, wallBehind, stageWall, budget float64, extra func(*SeedResult)) error {
@@ -697,6 +720,7 @@ func (x *exp) shopDeps() []string {
 func (x *exp) options(o train.RunOptions, name string, seed int64) train.RunOptions {
 	o.Out, o.Seed, o.Backend, o.ProgressBar, o.Resume = x.st.path("runs", name), seed, x.cfg.Backend, false, false
 	o.Info = map[string]any{"experiment_stage": name}
+	o.LogEvery = 5 // budgeted runs have no step count to take 10% of
 	return o
 }
 

@@ -297,3 +297,51 @@ func TestRunErrors(t *testing.T) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
+
+// Budgeted stages wait for the machine to quieten down, at most waitMax.
+func TestWaitQuiet(t *testing.T) {
+	var log strings.Builder
+	s := newStager(context.Background(), t.TempDir(), &log)
+	loads := []float64{5, 4, 1.5}
+	calls := 0
+	s.load = func() float64 { l := loads[min(calls, len(loads)-1)]; calls++; return l }
+	s.waitLoad, s.poll = 2, time.Millisecond
+	if err := s.waitQuiet("x"); err != nil || calls != 3 || !strings.Contains(log.String(), "load 1.5 after waiting") {
+		t.Fatalf("err %v, %d load reads, log %q", err, calls, log.String())
+	}
+	loads, calls = []float64{5}, 0
+	s.waitMax = 20 * time.Millisecond
+	if err := s.waitQuiet("y"); err != nil || !strings.Contains(log.String(), "starting anyway") || calls < 2 {
+		t.Fatalf("err %v, %d reads, log %q", err, calls, log.String())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s.ctx, s.waitMax = ctx, time.Hour
+	if err := s.waitQuiet("z"); err == nil {
+		t.Fatal("a cancelled wait returned no error")
+	}
+	s.waitLoad = 0 // no waiting at all
+	if err := s.waitQuiet("w"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Two experiments never share an output directory.
+func TestOutputDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := lockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Out = dir
+	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "another experiment is running") {
+		t.Fatalf("second experiment: %v", err)
+	}
+	unlock()
+	again, err := lockDir(dir)
+	if err != nil {
+		t.Fatalf("after unlocking: %v", err)
+	}
+	again()
+}

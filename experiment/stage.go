@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"shopagent/atomicfile"
@@ -93,10 +94,17 @@ type stager struct {
 	start     time.Time
 	records   map[string]StageRecord
 	order     []string
+	// waitLoad and waitMax: budgeted stages wait for a load average of at most waitLoad
+	// (0: no wait), at most waitMax (0: 30 minutes).
+	waitLoad float64
+	waitMax  time.Duration
+	// poll is the interval between load checks (0: 10 s); load reads the load average.
+	poll time.Duration
+	load func() float64
 }
 
 func newStager(ctx context.Context, out string, log io.Writer) *stager {
-	return &stager{ctx: ctx, out: out, log: log, start: time.Now(), records: map[string]StageRecord{}}
+	return &stager{ctx: ctx, out: out, log: log, start: time.Now(), records: map[string]StageRecord{}, load: loadAverage}
 }
 
 func (s *stager) path(parts ...string) string {
@@ -191,10 +199,13 @@ func (s *stager) stage(spec stageSpec) (StageRecord, error) {
 	budget := ""
 	if spec.budget > 0 {
 		budget = ", budget " + spec.budget.String()
+		if err := s.waitQuiet(spec.name); err != nil {
+			return StageRecord{}, err
+		}
 	}
 	s.logf("[%d/%d] %-28s started (elapsed %s, eta %s%s)", s.done+1, s.planned, spec.name,
 		time.Since(s.start).Round(time.Second), s.eta(), budget)
-	load := loadAverage()
+	load := s.load()
 	start := time.Now()
 	res, runErr := spec.run(s.ctx, start)
 	elapsed := time.Since(start)
@@ -212,7 +223,7 @@ func (s *stager) stage(spec stageSpec) (StageRecord, error) {
 		return StageRecord{}, fmt.Errorf("experiment: stage %s: result: %w", spec.name, err)
 	}
 	rec := StageRecord{Name: spec.name, Key: key, Config: cfg, Started: start, ElapsedS: elapsed.Seconds(),
-		BudgetS: spec.budget.Seconds(), LoadStart: load, LoadEnd: loadAverage(), Outputs: spec.outputs, Result: rb}
+		BudgetS: spec.budget.Seconds(), LoadStart: load, LoadEnd: s.load(), Outputs: spec.outputs, Result: rb}
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return StageRecord{}, fmt.Errorf("experiment: stage %s: %w", spec.name, err)
@@ -241,6 +252,44 @@ func (s *stager) logFile(name string) (*os.File, error) {
 	return f, nil
 }
 
+// waitQuiet waits until the load average is at most waitLoad, or waitMax has passed.
+func (s *stager) waitQuiet(name string) error {
+	if s.waitLoad <= 0 {
+		return nil
+	}
+	maxWait, poll := s.waitMax, s.poll
+	if maxWait <= 0 {
+		maxWait = 30 * time.Minute
+	}
+	if poll <= 0 {
+		poll = 10 * time.Second
+	}
+	t0 := time.Now()
+	logged := false
+	for {
+		l := s.load()
+		if l <= s.waitLoad {
+			if logged {
+				s.logf("    %s: load %.1f after waiting %s", name, l, time.Since(t0).Round(time.Second))
+			}
+			return nil
+		}
+		if time.Since(t0) >= maxWait {
+			s.logf("    %s: load still %.1f after %s; starting anyway", name, l, maxWait)
+			return nil
+		}
+		if !logged {
+			s.logf("    %s: waiting for the load average (%.1f) to fall to %.1f", name, l, s.waitLoad)
+			logged = true
+		}
+		select {
+		case <-s.ctx.Done():
+			return s.ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
 // loadAverage returns the one-minute load average (0 when unknown).
 func loadAverage() float64 {
 	b, err := os.ReadFile("/proc/loadavg")
@@ -252,6 +301,26 @@ func loadAverage() float64 {
 		return 0
 	}
 	return l
+}
+
+// LockFile is the file in the output directory an experiment holds locked while it runs.
+const LockFile = ".lock"
+
+// lockDir takes an exclusive lock on OUT/.lock, so that two experiments never write one
+// output directory; the lock goes with the process.
+func lockDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("experiment: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("experiment: another experiment is running in %s (%s is locked)", dir, LockFile)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 // secs formats seconds as a rounded duration.

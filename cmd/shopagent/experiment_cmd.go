@@ -121,5 +121,7 @@ from their last checkpoint.`,
 	f.Float64Var(&cfg.Thompson.MinShare, "min-share", cfg.Thompson.MinShare, "Thompson-sampling traffic floor per arm")
 	f.IntVar(&cfg.EvalGoals, "eval-goals", 0, "evaluate on the first N test goals only (0: all)")
 	f.StringVar(&cfg.Backend, "backend", cfg.Backend, "GoMLX backend of every training and evaluation stage")
+	f.Float64Var(&cfg.WaitLoad, "wait-load", 0, "before each budgeted stage, wait until the machine's 1-minute load average is at most this (0: no wait; on a shared machine, so budgets buy similar compute)")
+	f.DurationVar(&cfg.WaitMax, "wait-max", 30*time.Minute, "longest wait for --wait-load before a stage starts anyway")
 	return cmd
 }
