@@ -57,8 +57,8 @@ type RunOptions struct {
 	// Log receives progress (nil: silent); LogEvery writes a line every this many steps
 	// (0: 10% of the run); ProgressBar draws a bar on Log.
 	Log         io.Writer `json:"-"`
-	LogEvery    int64
-	ProgressBar bool
+	LogEvery    int64     `json:"-"`
+	ProgressBar bool      `json:"-"`
 	// TimeBudget stops training after this much training time (0: none); Deadline stops
 	// the run at a wall-clock time (zero: none): give a stage's start + budget, so the
 	// job's preparation (vocabulary, encodings, reference passes) counts too.
