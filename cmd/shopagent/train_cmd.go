@@ -51,6 +51,7 @@ type trainFlags struct {
 	out             string
 	resume          bool
 	backend         string
+	shapes          string
 	seed            int64
 	checkpointEvery int64
 	keep            int
@@ -84,6 +85,7 @@ func (f *trainFlags) register(cmd *cobra.Command, steps int64, batch int, lr flo
 	fl.StringVar(&f.out, "out", "", "run directory (required)")
 	fl.BoolVar(&f.resume, "resume", false, "continue from the run directory's latest checkpoint")
 	fl.StringVar(&f.backend, "backend", models.DefaultBackend, "GoMLX backend: go (pure Go) or xla[:cuda|cpu|/path/plugin.so]")
+	fl.StringVar(&f.shapes, "shapes", models.ShapesAuto, "padded input shapes: auto (on the XLA backend a small fixed set, compiled before the first step; fine buckets otherwise), xla or fine (docs/GPU.md)")
 	fl.Int64Var(&f.seed, "train-seed", 1, "seed of initialisation, dropout, data order and masking (--seed is the shop's price seed)")
 	fl.Int64Var(&f.checkpointEvery, "checkpoint-every", 100, "checkpoint every N steps (0: only at the end)")
 	fl.IntVar(&f.keep, "keep", 3, "checkpoints kept (0: all)")
@@ -118,7 +120,7 @@ func (f *trainFlags) config(cmd *cobra.Command, be backends.Backend, pcfg featur
 		Schedule:        train.Schedule{Peak: f.lr, Warmup: warm, Decay: f.decay, MinRatio: f.minLR},
 		Optimizer:       train.OptimizerConfig{WeightDecay: f.weightDecay, ClipNorm: f.clip},
 		CheckpointEvery: f.checkpointEvery, Keep: f.keep, Resume: f.resume, Seed: f.seed,
-		Policy: pcfg, Tokenizer: tok, Backend: be,
+		Policy: pcfg, Tokenizer: tok, Backend: be, Shapes: f.shapes,
 		Log: cmd.ErrOrStderr(), LogEvery: f.logEvery, ProgressBar: !f.noProgress,
 		Info:            map[string]any{"args": strings.Join(os.Args, " "), "seed": f.seed, "backend": f.backend},
 		AfterCheckpoint: f.afterCheckpoint(cmd),
