@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 
 	"shopagent/env"
@@ -52,8 +53,61 @@ type DemoStats struct {
 	Truncated  int `json:"truncated"`
 	// RandomActions counts noise actions over all episodes.
 	RandomActions int `json:"random_actions"`
-	// Searches counts the searches the expert issued, over all episodes.
+	// Searches counts the searches the expert issued, over all episodes
+	// (reformulations included).
 	Searches int `json:"searches"`
+	// HumanQueries counts the episodes whose first search typed a real
+	// person's query for the instruction (see HumanQueriesFor); the others
+	// typed a shortened query. QueryWords sums the words of the first
+	// queries, MeanQueryWords is their mean.
+	HumanQueries   int     `json:"human_queries"`
+	QueryWords     int     `json:"query_words"`
+	MeanQueryWords float64 `json:"mean_query_words"`
+	// ResultsViews counts the steps taken on results pages (each one a
+	// results page looked at, again after coming back to it); ItemsOpened
+	// counts clicks on products; Reads counts description and features
+	// pages opened. MaxResultsViews and MaxItemsOpened are the largest
+	// counts of one episode.
+	ResultsViews    int `json:"results_views"`
+	ItemsOpened     int `json:"items_opened"`
+	Reads           int `json:"reads"`
+	MaxResultsViews int `json:"max_results_views"`
+	MaxItemsOpened  int `json:"max_items_opened"`
+	// Detours the expert took on purpose (ExpertReport): other results
+	// opened, next pages looked at while the goal product showed,
+	// reformulated searches.
+	OpenedOthers   int `json:"opened_others"`
+	PagesAhead     int `json:"pages_ahead"`
+	Reformulations int `json:"reformulations"`
+}
+
+// add counts one episode's pages and the expert's report.
+func (st *DemoStats) add(ep env.Episode, rep ExpertReport) {
+	st.RandomActions += rep.RandomActions
+	st.Searches += rep.Searches
+	if rep.HumanQuery {
+		st.HumanQueries++
+	}
+	st.QueryWords += len(strings.Fields(rep.FirstQuery))
+	st.OpenedOthers += rep.OpenedOthers
+	st.PagesAhead += rep.PagesAhead
+	st.Reformulations += rep.Reformulations
+	var views, items int
+	for _, tr := range ep.Transitions {
+		if tr.Obs.Page == env.PageResults {
+			views++
+		}
+		switch a := env.ParseAction(tr.Action); {
+		case a.Name == "click" && looksLikeASIN(a.Arg):
+			items++
+		case a.Name == "click" && (a.Arg == env.ClickDescription || a.Arg == env.ClickFeatures):
+			st.Reads++
+		}
+	}
+	st.ResultsViews += views
+	st.ItemsOpened += items
+	st.MaxResultsViews = max(st.MaxResultsViews, views)
+	st.MaxItemsOpened = max(st.MaxItemsOpened, items)
 }
 
 // episodeSeed derives an episode's seed from the run seed (splitmix64).
@@ -65,12 +119,11 @@ func episodeSeed(seed uint64, i int) uint64 {
 }
 
 type demoResult struct {
-	i      int
-	steps  []Step
-	ep     env.Episode
-	found  bool
-	random int
-	search int
+	i     int
+	steps []Step
+	ep    env.Episode
+	found bool
+	rep   ExpertReport
 }
 
 // GenerateDemos plays expert episodes over the goals in parallel (one Env per
@@ -121,7 +174,7 @@ func GenerateDemos(shop *env.Shop, cfg DemoConfig, fn func(ep []Step) error) (De
 					GoalID: int64(cfg.GoalOffset + gi),
 				})
 				select {
-				case results <- demoResult{i: i, steps: steps, ep: ep, found: found, random: x.RandomActions(), search: x.Searches()}:
+				case results <- demoResult{i: i, steps: steps, ep: ep, found: found, rep: x.Report()}:
 				case <-stop:
 					return
 				}
@@ -172,8 +225,7 @@ func GenerateDemos(shop *env.Shop, cfg DemoConfig, fn func(ep []Step) error) (De
 			if p.ep.Truncated {
 				st.Truncated++
 			}
-			st.RandomActions += p.random
-			st.Searches += p.search
+			st.add(p.ep, p.rep)
 			if cfg.Progress != nil {
 				cfg.Progress(st.Episodes)
 			}
@@ -187,6 +239,7 @@ func GenerateDemos(shop *env.Shop, cfg DemoConfig, fn func(ep []Step) error) (De
 		st.MeanReward = rewardSum / float64(st.Episodes)
 		st.SuccessRate = 100 * float64(st.Successes) / float64(st.Episodes)
 		st.MeanSteps = float64(st.Steps) / float64(st.Episodes)
+		st.MeanQueryWords = float64(st.QueryWords) / float64(st.Episodes)
 	}
 	return st, err
 }

@@ -15,28 +15,94 @@ import (
 const ExpertPolicy = "expert"
 
 // ExpertConfig holds the scripted expert's knobs. Start from
-// DefaultExpertConfig.
+// DefaultExpertConfig: the zero value is a direct expert (shortened queries,
+// no reading, no detours, no noise) with the default page, search and detour
+// limits.
 type ExpertConfig struct {
 	// Noise is the probability, at each step, of taking a random available
 	// click instead of the expert's action ("buy now" and the search page's
 	// "search" button excluded, so noise never ends an episode); the expert
 	// then recovers from wherever the click led.
 	Noise float64
-	// ReadProb is the probability of opening the description or the features
-	// of the goal product (then "< prev") before choosing options.
+	// ReadProb is the probability, at each visit to a product page the
+	// expert opens (the goal product's or a detour's), of reading its
+	// description or its features (then "< prev") before going on.
 	ReadProb float64
+	// OpenOtherProb is the probability, at each view of a results page, of
+	// first opening a result that is not the goal product (one of the three
+	// most goal-like results of the page not opened yet in this search),
+	// looking at it and going back: a detour.
+	OpenOtherProb float64
+	// PageAheadProb is the probability, when the goal product shows on a
+	// results page that has a next page, of looking at the next page first
+	// and coming back (at most once per search): a detour.
+	PageAheadProb float64
+	// ReformulateProb is the probability, at the first results page of the
+	// episode's first search, of going back and searching again with a
+	// reformulated query (another human query for the instruction, or
+	// another short query): a detour, an extra search that does not count
+	// towards MaxSearches.
+	ReformulateProb float64
+	// MaxDetours bounds the detours of an episode (opened other results,
+	// pages looked ahead, reformulations), so that detours never keep the
+	// expert from buying.
+	MaxDetours int
 	// MaxPages is the number of result pages scanned per search (WebShop has
 	// at most 5 pages of 10).
 	MaxPages int
-	// MaxSearches is the number of searches before the expert gives up on
-	// finding the goal product and buys the best-looking result.
+	// MaxSearches is the number of searches (reformulations aside) before
+	// the expert gives up on finding the goal product and buys the
+	// best-looking result.
 	MaxSearches int
+	// HumanQueryProb is the probability that the first search types one of
+	// the real people's queries for the instruction, when HumanQueries has
+	// some (1: whenever it has); otherwise the expert types a shortened query
+	// made from the instruction. A reformulated search types another human
+	// query with the same probability.
+	HumanQueryProb float64
+	// HumanQueries are real people's search queries by instruction (the
+	// instruction without its price clause, as in WebShop's
+	// goal_query_map.json). Nil means the embedded
+	// webshopdata.GoalQueryMap(); an empty map means none.
+	HumanQueries map[string][]string
 }
 
-// DefaultExpertConfig returns the defaults: no noise, reading with
-// probability 0.2, 5 pages per search, 3 searches.
+// DefaultExpertConfig returns the defaults: no noise; reading with
+// probability 0.3; detours: another result opened with probability 0.4 per
+// results page viewed, the next page looked at with probability 0.3 when the
+// goal product shows, a reformulated search with probability 0.25, at most 4
+// detours an episode; 5 pages per search, 3 searches; WebShop's human
+// queries whenever the instruction has some. On the default shop's train goals these give about 11 steps an
+// episode, as WebShop's human demonstrations have, and still 100% success
+// (see "The expert demonstrator" in docs/TRAINING.md).
 func DefaultExpertConfig() ExpertConfig {
-	return ExpertConfig{ReadProb: 0.2, MaxPages: 5, MaxSearches: 3}
+	return ExpertConfig{
+		ReadProb: 0.3, OpenOtherProb: 0.4, PageAheadProb: 0.3, ReformulateProb: 0.25, MaxDetours: 4,
+		MaxPages: 5, MaxSearches: 3, HumanQueryProb: 1,
+	}
+}
+
+// ExpertReport describes what an expert did in its episode, for statistics.
+type ExpertReport struct {
+	// Searches counts the searches the expert planned (reformulations
+	// included; a query repeated to recover from a random click is not
+	// counted).
+	Searches int
+	// HumanQuery is true when the first query was a real person's query for
+	// the instruction; FirstQuery is that first query.
+	HumanQuery bool
+	FirstQuery string
+	// Detours taken, by kind: results opened that were not the goal
+	// product (on purpose, not by noise), next pages looked at while the goal
+	// product showed, reformulated searches.
+	OpenedOthers, PagesAhead, Reformulations int
+	// RandomActions counts noise actions.
+	RandomActions int
+	// OpenOtherChances and PageAheadChances count the draws behind
+	// OpenedOthers and PagesAhead (the results views, and the views showing
+	// the goal product with a next page, where a detour was possible);
+	// ReformulateChances the draws behind Reformulations (0 or 1).
+	OpenOtherChances, PageAheadChances, ReformulateChances int
 }
 
 // candidate is a result seen during the last search (for the fallback).
@@ -48,14 +114,18 @@ type candidate struct {
 
 // Expert is a scripted shopper that knows its goal (the env.Goal struct: the
 // ASIN, attributes, options and price cap) and acts only through
-// observations and actions like any agent. It searches with a human-like
-// query derived from the instruction, scans up to MaxPages pages of results
+// observations and actions like any agent. Its first search types a real
+// person's query for the instruction when ExpertConfig.HumanQueries has one
+// (with probability HumanQueryProb), otherwise a short query in the style of people's (the product and one or
+// two of the attributes or options). It scans up to MaxPages pages of results
 // for the goal product, searches again with more specific queries (all
 // attributes and options, then the product's title words) up to MaxSearches
 // times, and otherwise buys the best-looking result of its last search. On
-// the product's page it sometimes reads the description or features, clicks
-// each goal option and buys. An Expert plays one episode of its goal and is
-// deterministic for a seed; it is not safe for concurrent use.
+// the way it makes people's detours at the configured rates: it opens other
+// results and goes back, looks at the next page, reformulates its first
+// query, and reads descriptions and features. On the product's page it
+// clicks each goal option and buys. An Expert plays one episode of its goal
+// and is deterministic for a seed; it is not safe for concurrent use.
 type Expert struct {
 	goal   env.Goal
 	cfg    ExpertConfig
@@ -64,15 +134,21 @@ type Expert struct {
 
 	product []string // product words of the instruction
 	phrases []string // attributes and option values
+	qp      queryParts
+	human   []string // real people's queries for the instruction
 
 	// Search state.
-	searches   int
-	query      string
+	budget     int    // searches counted against MaxSearches
+	query      string // the current search's query
+	pending    string // the query of the next search, once decided
 	scanned    map[int]bool
-	searchDone bool
 	cands      []candidate
 	fallback   string // lowercased ASIN bought as a fallback, "" before
 	fbPage     int
+	opened     map[string]bool // results opened in this search
+	ahead      int             // page to come back to after looking ahead, 0 if none
+	aheadDone  bool            // looked ahead in this search
+	resultsSaw bool            // a results page of the episode was acted on
 
 	// Item state.
 	item       string // product of the current item page visit
@@ -81,11 +157,12 @@ type Expert struct {
 	optClicked map[string]bool
 	lastAction string
 
-	random int
+	detours int
+	rep     ExpertReport
 }
 
 // NewExpert returns an expert for one episode of goal, deterministic for seed.
-// Zero MaxPages or MaxSearches take the defaults.
+// Zero MaxPages, MaxSearches or MaxDetours take the defaults.
 func NewExpert(goal env.Goal, cfg ExpertConfig, seed uint64) *Expert {
 	d := DefaultExpertConfig()
 	if cfg.MaxPages <= 0 {
@@ -94,24 +171,33 @@ func NewExpert(goal env.Goal, cfg ExpertConfig, seed uint64) *Expert {
 	if cfg.MaxSearches <= 0 {
 		cfg.MaxSearches = d.MaxSearches
 	}
+	if cfg.MaxDetours <= 0 {
+		cfg.MaxDetours = d.MaxDetours
+	}
 	x := &Expert{
 		goal:       goal,
 		cfg:        cfg,
 		rng:        rand.New(rand.NewPCG(seed, 0x6578706572740a)),
 		target:     strings.ToLower(goal.ASIN),
 		scanned:    map[int]bool{},
+		opened:     map[string]bool{},
 		optClicked: map[string]bool{},
 	}
 	x.product, x.phrases = instructionParts(goal)
+	x.qp = newQueryParts(goal)
+	x.human = lookupQueries(cfg.HumanQueries, goal.Instruction)
 	return x
 }
 
 // RandomActions returns the number of random (noise) actions taken so far.
-func (x *Expert) RandomActions() int { return x.random }
+func (x *Expert) RandomActions() int { return x.rep.RandomActions }
 
-// Searches returns the number of searches planned so far (a query repeated
-// to recover from a random click is not counted).
-func (x *Expert) Searches() int { return x.searches }
+// Searches returns the number of searches planned so far (reformulations
+// included; a query repeated to recover from a random click is not counted).
+func (x *Expert) Searches() int { return x.rep.Searches }
+
+// Report returns what the expert did so far.
+func (x *Expert) Report() ExpertReport { return x.rep }
 
 // Act implements env.Agent.
 func (x *Expert) Act(obs env.Observation) string {
@@ -125,7 +211,7 @@ func (x *Expert) Act(obs env.Observation) string {
 		}
 		if len(opts) > 0 {
 			c := opts[x.rng.IntN(len(opts))]
-			x.random++
+			x.rep.RandomActions++
 			if obs.Page == env.PageItem && isOptionValue(obs, c) {
 				clear(x.optClicked) // the click may have replaced a goal option
 			}
@@ -156,17 +242,32 @@ func (x *Expert) observe(obs env.Observation) {
 	}
 }
 
+// detour reports whether to take a detour drawn with probability p, counting
+// the chance in *chances and the detour in *taken.
+func (x *Expert) detour(p float64, chances, taken *int) bool {
+	if p <= 0 || x.detours >= x.cfg.MaxDetours || x.fallback != "" {
+		return false
+	}
+	*chances++
+	if x.rng.Float64() >= p {
+		return false
+	}
+	x.detours++
+	*taken++
+	return true
+}
+
 // decide is the expert's own action for an observation.
 func (x *Expert) decide(obs env.Observation) string {
 	switch obs.Page {
 	case env.PageSearch:
-		if x.searches == 0 || (x.searchDone && x.searches < x.cfg.MaxSearches) {
-			x.query = x.nextQuery()
-			x.searches++
-			x.searchDone = false
-			x.fallback = ""
-			x.cands = x.cands[:0]
-			clear(x.scanned)
+		switch {
+		case x.pending != "":
+			x.startSearch(x.pending)
+			x.pending = ""
+		case x.rep.Searches == 0:
+			x.budget++
+			x.startSearch(x.firstQuery())
 		}
 		return env.Search(x.query)
 	case env.PageResults:
@@ -175,6 +276,9 @@ func (x *Expert) decide(obs env.Observation) string {
 		if x.item != "" && (x.item == x.target || x.item == x.fallback) {
 			return x.onTarget(obs)
 		}
+		if x.item != "" && x.readPlan && !x.readDone {
+			return x.read()
+		}
 		return env.Click(env.ClickPrev)
 	case env.PageDescription, env.PageFeatures, env.PageReviews, env.PageAttributes:
 		return env.Click(env.ClickPrev)
@@ -182,8 +286,30 @@ func (x *Expert) decide(obs env.Observation) string {
 	return env.Click(env.ClickBackToSearch)
 }
 
-// onResults scans a results page.
+// startSearch makes q the current search's query and forgets the last
+// search's results.
+func (x *Expert) startSearch(q string) {
+	x.query = q
+	x.rep.Searches++
+	x.fallback = ""
+	x.cands = x.cands[:0]
+	x.ahead, x.aheadDone = 0, false
+	clear(x.scanned)
+	clear(x.opened)
+}
+
+// searchAgain plans the next search with query q and leaves the results.
+func (x *Expert) searchAgain(q string) string {
+	x.pending = q
+	return env.Click(env.ClickBackToSearch)
+}
+
+// onResults acts on a results page: detours, then the goal product, the
+// next page, another search or the fallback.
 func (x *Expert) onResults(obs env.Observation) string {
+	if x.pending != "" {
+		return env.Click(env.ClickBackToSearch) // a random click got in the way
+	}
 	page, total := parseResultsPage(obs.Text)
 	var asins []string
 	for _, c := range obs.Clickables {
@@ -191,10 +317,45 @@ func (x *Expert) onResults(obs env.Observation) string {
 			asins = append(asins, c)
 		}
 	}
+	if !x.scanned[page] {
+		x.scanned[page] = true
+		for _, r := range parseResults(obs.Text, asins) {
+			x.cands = append(x.cands, candidate{asin: r.asin, page: page, score: x.looks(r)})
+		}
+	}
+	first := !x.resultsSaw
+	x.resultsSaw = true
+	if x.ahead > 0 {
+		if page > x.ahead {
+			return env.Click(env.ClickPrev) // back from looking ahead
+		}
+		x.ahead = 0
+	}
+	if first && x.detour(x.cfg.ReformulateProb, &x.rep.ReformulateChances, &x.rep.Reformulations) {
+		return x.searchAgain(x.reformulation())
+	}
+	here := false
 	for _, a := range asins {
 		if a == x.target {
-			return env.Click(a)
+			here = true
 		}
+	}
+	if here && !x.aheadDone && page*10 < total && page < x.cfg.MaxPages {
+		x.aheadDone = true
+		if x.detour(x.cfg.PageAheadProb, &x.rep.PageAheadChances, &x.rep.PagesAhead) {
+			x.ahead = page
+			return env.Click(env.ClickNext)
+		}
+	}
+	if others := x.otherResults(obs.Text, asins); len(others) > 0 &&
+		x.detour(x.cfg.OpenOtherProb, &x.rep.OpenOtherChances, &x.rep.OpenedOthers) {
+		other := others[x.rng.IntN(min(3, len(others)))]
+		x.opened[other] = true
+		return env.Click(other)
+	}
+	if here {
+		x.opened[x.target] = true
+		return env.Click(x.target)
 	}
 	if x.fallback != "" {
 		for _, a := range asins {
@@ -210,12 +371,6 @@ func (x *Expert) onResults(obs env.Observation) string {
 		}
 		x.fallback = "" // not where it was: choose again below
 	}
-	if !x.scanned[page] {
-		x.scanned[page] = true
-		for _, r := range parseResults(obs.Text, asins) {
-			x.cands = append(x.cands, candidate{asin: r.asin, page: page, score: x.looks(r)})
-		}
-	}
 	for q := 1; q < page; q++ {
 		if !x.scanned[q] {
 			return env.Click(env.ClickPrev)
@@ -224,13 +379,14 @@ func (x *Expert) onResults(obs env.Observation) string {
 	if page < x.cfg.MaxPages && len(asins) > 0 && page*10 < total {
 		return env.Click(env.ClickNext)
 	}
-	x.searchDone = true
-	if x.searches < x.cfg.MaxSearches {
-		return env.Click(env.ClickBackToSearch)
+	if x.budget < x.cfg.MaxSearches {
+		x.budget++
+		return x.searchAgain(x.nextQuery())
 	}
 	// Fallback: the best-looking result of the last search.
 	if len(x.cands) == 0 {
-		return env.Click(env.ClickBackToSearch)
+		x.budget++
+		return x.searchAgain(x.nextQuery())
 	}
 	best := x.cands[0]
 	for _, c := range x.cands[1:] {
@@ -248,15 +404,36 @@ func (x *Expert) onResults(obs env.Observation) string {
 	return env.Click(env.ClickNext)
 }
 
+// otherResults lists the results of the page a detour may open, most
+// goal-like first: neither the goal product nor opened already in this
+// search. The detour opens one of the first three.
+func (x *Expert) otherResults(text string, asins []string) []string {
+	var out []string
+	score := map[string]float64{}
+	for _, r := range parseResults(text, asins) {
+		if r.asin != x.target && !x.opened[r.asin] {
+			out = append(out, r.asin)
+			score[r.asin] = x.looks(r)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return score[out[i]] > score[out[j]] })
+	return out
+}
+
+// read opens the description or the features of the product page.
+func (x *Expert) read() string {
+	x.readDone = true
+	if x.rng.IntN(2) == 0 {
+		return env.Click(env.ClickDescription)
+	}
+	return env.Click(env.ClickFeatures)
+}
+
 // onTarget acts on the page of the product to buy: maybe read, choose the
 // goal's options, buy.
 func (x *Expert) onTarget(obs env.Observation) string {
 	if x.readPlan && !x.readDone {
-		x.readDone = true
-		if x.rng.IntN(2) == 0 {
-			return env.Click(env.ClickDescription)
-		}
-		return env.Click(env.ClickFeatures)
+		return x.read()
 	}
 	values := optionValues(obs)
 	for _, o := range x.goal.Options {
@@ -269,8 +446,8 @@ func (x *Expert) onTarget(obs env.Observation) string {
 	return env.Click(env.ClickBuyNow)
 }
 
-// looks scores how well a result matches the goal, for the fallback: goal
-// words in the title, and the price under the cap.
+// looks scores how well a result matches the goal, for the fallback and the
+// detours: goal words in the title, and the price under the cap.
 func (x *Expert) looks(r result) float64 {
 	title := map[string]bool{}
 	for _, w := range wordParts(strings.ToLower(r.title)) {
@@ -295,45 +472,83 @@ func (x *Expert) looks(r result) float64 {
 	return s
 }
 
-// nextQuery builds the query of the next search: first a short human-like
-// query (product words and 1-3 attributes or options), then a longer one with
+// useHuman draws whether a search types a human query, with probability
+// HumanQueryProb (no draw at 0 or 1).
+func (x *Expert) useHuman() bool {
+	p := x.cfg.HumanQueryProb
+	return p >= 1 || p > 0 && x.rng.Float64() < p
+}
+
+// firstQuery is the episode's first query: one of the instruction's human
+// queries (chosen with the episode's seed) when it has some and useHuman
+// says so, else a short query in their style.
+func (x *Expert) firstQuery() string {
+	q := ""
+	if len(x.human) > 0 && x.useHuman() {
+		q = cleanQuery(x.human[x.rng.IntN(len(x.human))])
+		x.rep.HumanQuery = q != ""
+	}
+	if q == "" {
+		q = x.qp.short(x.rng)
+	}
+	if q == "" {
+		q = joinCapped(x.product, x.phrases, 8, x.rng, true)
+	}
+	if q == "" {
+		q = x.fallbackQuery()
+	}
+	x.rep.FirstQuery = q
+	return q
+}
+
+// reformulation is the query of a reformulated first search: another human
+// query for the instruction (see useHuman), else another short query, else
+// the longer query of all attributes and options.
+func (x *Expert) reformulation() string {
+	var others []string
+	for _, h := range x.human {
+		if h = cleanQuery(h); h != "" && h != x.query {
+			others = append(others, h)
+		}
+	}
+	if len(others) > 0 && x.useHuman() {
+		return others[x.rng.IntN(len(others))]
+	}
+	for range 8 {
+		if q := x.qp.short(x.rng); q != "" && q != x.query {
+			return q
+		}
+	}
+	if q := joinCapped(x.product, x.phrases, 12, x.rng, false); q != "" && q != x.query {
+		return q
+	}
+	return x.fallbackQuery()
+}
+
+// nextQuery builds the query of a search after the first: a longer one with
 // every attribute and option, then the product's title words.
 func (x *Expert) nextQuery() string {
 	var q string
-	switch x.searches {
-	case 0:
-		q = x.humanQuery()
-	case 1:
+	if x.budget <= 2 {
 		q = joinCapped(x.product, x.phrases, 12, x.rng, false)
-	default:
+	} else {
 		q = titleQuery(x.goal.Name, 8)
 	}
-	if q == "" || (x.searches > 0 && q == x.query) {
+	if q == "" || q == x.query {
 		q = titleQuery(x.goal.Name, 8)
 		if q == x.query {
 			q = titleQuery(x.goal.Name, 5)
 		}
 	}
 	if q == "" {
-		q = strings.ToLower(strings.TrimSpace(x.goal.Instruction))
+		q = x.fallbackQuery()
 	}
 	return q
 }
 
-// humanQuery is a short query like the ones people type: the instruction's
-// product words with one to three attributes or options, at most 8 words.
-func (x *Expert) humanQuery() string {
-	k := 1 + x.rng.IntN(3)
-	idx := x.rng.Perm(len(x.phrases))
-	if k > len(idx) {
-		k = len(idx)
-	}
-	chosen := make([]string, 0, k)
-	sort.Ints(idx[:k]) // keep the instruction's order of the chosen phrases
-	for _, i := range idx[:k] {
-		chosen = append(chosen, x.phrases[i])
-	}
-	return joinCapped(x.product, chosen, 8, x.rng, true)
+// fallbackQuery is the instruction itself, lowercased.
+func (x *Expert) fallbackQuery() string {
+	return strings.ToLower(strings.TrimSpace(x.goal.Instruction))
 }
 
 // joinCapped joins product words and phrases into a query of at most maxWords
@@ -411,19 +626,7 @@ var filler = func() map[string]bool {
 // filler nor part of an attribute or option) and the attribute and option
 // phrases, in instruction order where they appear in it.
 func instructionParts(g env.Goal) (product, phrases []string) {
-	text, _ := SplitPriceClause(strings.ToLower(g.Instruction))
-	if g.Synthetic && len(g.Options) > 0 {
-		if i := strings.LastIndex(text, " with "+strings.ToLower(g.Options[0].Name)+": "); i >= 0 {
-			text = text[:i]
-		}
-	}
-	text = strings.TrimSpace(strings.Trim(strings.TrimSpace(text), "."))
-	for _, o := range openings {
-		if strings.HasPrefix(text, o+" ") {
-			text = text[len(o)+1:]
-			break
-		}
-	}
+	text := instructionText(g)
 	seen := map[string]bool{}
 	phraseWord := map[string]bool{}
 	add := func(p string) {

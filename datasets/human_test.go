@@ -35,8 +35,8 @@ func TestImportHumanFixture(t *testing.T) {
 		t.Fatalf("episode ids %v", order)
 	}
 	wantPages := map[string]string{
-		"human-000001": "search results item features item item",
-		"human-000004": "search results item description item",
+		"human-000001": "search results item description item results item features item item",
+		"human-000004": "search results item description item results item features item",
 		"human-000003": "search results item",
 	}
 	for id, want := range wantPages {

@@ -15,33 +15,63 @@ import (
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 
 	"shopagent/abtest"
+	"shopagent/atomicfile"
 )
 
 // Output files of an experiment.
 const (
-	ResultsJSON        = "results.json"
-	ResultsMarkdown    = "results.md"
-	ScoresPlot         = "scores.png"
-	DataEfficiencyPlot = "data_efficiency.png"
+	ResultsJSON     = "results.json"
+	ResultsMarkdown = "results.md"
+	ScoresPlot      = "scores.png"
+	RoundsPlot      = "rounds.png"
 	// ThompsonDir holds the abtest outputs (report.json, episodes.parquet, report.md, abtest.png).
 	ThompsonDir = "thompson"
 )
 
-// SeedResult is one trained model's exhaustive evaluation on the test split.
+// SeedResult is one trained model's evaluation on the test split.
 type SeedResult struct {
 	Seed int `json:"seed"`
-	// Run is the model's run directory ("rule" for the rule agent).
-	Run         string  `json:"run"`
-	Episodes    int     `json:"episodes"`
-	Score       float64 `json:"score"`
-	SuccessRate float64 `json:"success_rate"`
-	MeanSteps   float64 `json:"mean_steps"`
-	// TrainWallS is the wall clock of every training stage behind the model (pretraining,
-	// IL, generation, RL), as first run (a resumed experiment keeps the recorded times).
+	// Run is the model's run directory relative to the output directory ("rule" for the
+	// rule agent).
+	Run  string     `json:"run"`
+	Eval EvalResult `json:"eval"`
+	// StageWallS is the wall clock of the method's own stage (from its start, reference
+	// passes and generation included) and BudgetS its budget (0: a step-counted stage);
+	// TrainWallS adds every stage behind the model (demonstrations, pretraining, IL,
+	// earlier rounds).
+	StageWallS float64 `json:"stage_wall_s"`
+	BudgetS    float64 `json:"budget_s,omitempty"`
 	TrainWallS float64 `json:"train_wall_s"`
 	EvalWallS  float64 `json:"eval_wall_s"`
+	// Generated is the number of successful episodes a generation round kept (of
+	// GeneratedPlayed played); GeneratedTotal those of this and the earlier rounds.
+	Generated       int `json:"generated,omitempty"`
+	GeneratedPlayed int `json:"generated_played,omitempty"`
+	GeneratedTotal  int `json:"generated_total,omitempty"`
+	// Unchanged marks a generation round that had nothing to learn from (no success
+	// kept, or no step where the reference chose otherwise): it kept the previous policy.
+	Unchanged bool `json:"unchanged,omitempty"`
+}
+
+// Published is a published figure to compare a method with.
+type Published struct {
+	Score   float64 `json:"score,omitempty"`
+	Success float64 `json:"success_rate"`
+	Source  string  `json:"source"`
+}
+
+// published are the numbers reported on WebShop (500 test goals) for the methods this
+// experiment reproduces: WebShop's paper (Yao et al., 2022) and the DPO paper.
+var published = map[string]*Published{
+	MethodRule:   {Score: 45.6, Success: 9.6, Source: "WebShop"},
+	MethodIL:     {Score: 59.9, Success: 29.1, Source: "WebShop"},
+	MethodPG:     {Score: 62.4, Success: 28.7, Source: "WebShop, IL+RL"},
+	MethodPPO:    {Success: 15, Source: "DPO paper"},
+	MethodDPO:    {Success: 19, Source: "DPO paper"},
+	MethodDPOGen: {Success: 19, Source: "DPO paper: matched DPO on human demos"},
 }
 
 // MethodResult sums up one method over its seeds (mean and sample sd).
@@ -49,6 +79,8 @@ type MethodResult struct {
 	Method string       `json:"method"`
 	Label  string       `json:"label"`
 	Seeds  []SeedResult `json:"seeds"`
+	// Round is the generation round (dpo-gen 1, self-gen rounds 2..; 0 otherwise).
+	Round int `json:"round,omitempty"`
 	// Failures lists the seeds that produced no model or evaluation, with the reason.
 	Failures    []string `json:"failures,omitempty"`
 	ScoreMean   float64  `json:"score_mean"`
@@ -56,6 +88,8 @@ type MethodResult struct {
 	SuccessMean float64  `json:"success_mean"`
 	SuccessSD   float64  `json:"success_sd"`
 	StepsMean   float64  `json:"steps_mean"`
+	StageWallS  float64  `json:"stage_wall_s_mean"`
+	BudgetS     float64  `json:"budget_s,omitempty"`
 	TrainWallS  float64  `json:"train_wall_s_mean"`
 	// InThompson is true when the method had an arm in the Thompson-sampling test;
 	// ProbBest and Share are that arm's P(best) and traffic share (0..1).
@@ -64,82 +98,107 @@ type MethodResult struct {
 	ThompsonShare    float64 `json:"thompson_share"`
 	ThompsonScore    float64 `json:"thompson_score"`
 	ThompsonSuccess  float64 `json:"thompson_success_rate"`
+	// Published is the published figure for the method, when there is one.
+	Published *Published `json:"published,omitempty"`
 }
 
+func (m *MethodResult) add(s SeedResult) { m.Seeds = append(m.Seeds, s) }
+
 func (m *MethodResult) finish() {
-	var sc, su, st, wall []float64
+	var sc, su, st, stage, wall []float64
 	for _, s := range m.Seeds {
-		sc, su, st, wall = append(sc, s.Score), append(su, s.SuccessRate), append(st, s.MeanSteps), append(wall, s.TrainWallS)
+		sc, su, st = append(sc, s.Eval.Score), append(su, s.Eval.SuccessRate), append(st, s.Eval.MeanSteps)
+		stage, wall = append(stage, s.StageWallS), append(wall, s.TrainWallS)
+		m.BudgetS = max(m.BudgetS, s.BudgetS)
 	}
 	m.ScoreMean, m.ScoreSD = abtest.MeanSD(sc)
 	m.SuccessMean, m.SuccessSD = abtest.MeanSD(su)
 	m.StepsMean, _ = abtest.MeanSD(st)
+	m.StageWallS, _ = abtest.MeanSD(stage)
 	m.TrainWallS, _ = abtest.MeanSD(wall)
 }
 
-// DataPoint is one point of the data-efficiency curve: IL (seed 1) trained on Demos
-// expert demonstrations, evaluated on the test split.
-type DataPoint struct {
-	Demos       int     `json:"demos"`
-	Score       float64 `json:"score"`
-	SuccessRate float64 `json:"success_rate"`
-	MeanSteps   float64 `json:"mean_steps"`
-	TrainWallS  float64 `json:"train_wall_s"`
-	Error       string  `json:"error,omitempty"`
+// RoundResult is one point of the self-generation curve: round 0 is IL.
+type RoundResult struct {
+	Round int `json:"round"`
+	// Trajectories is the mean number of generated trajectories used up to this round.
+	Trajectories float64   `json:"trajectories"`
+	Scores       []float64 `json:"scores"`
+	Successes    []float64 `json:"success_rates"`
+	ScoreMean    float64   `json:"score_mean"`
+	SuccessMean  float64   `json:"success_mean"`
 }
 
-// ResultConfig is the configuration recorded in results.json.
-type ResultConfig struct {
-	Data          string   `json:"data"`
-	Methods       []string `json:"methods"`
-	Seeds         int      `json:"seeds"`
-	Budget        string   `json:"rl_budget"`
-	RLSteps       int      `json:"rl_steps,omitempty"`
-	PretrainSteps int      `json:"pretrain_steps"`
-	ILSteps       int      `json:"il_steps"`
-	Preset        string   `json:"preset"`
-	Demos         int      `json:"demos"`
-	GenKeep       int      `json:"generated_keep"`
-	Episodes      int      `json:"thompson_episodes"`
-	Runs          int      `json:"thompson_runs"`
-	MinShare      float64  `json:"thompson_min_share"`
-	DemoCounts    []int    `json:"demo_counts,omitempty"`
-	EvalFirst     int      `json:"eval_first,omitempty"`
+// roundsOf collects IL (round 0), dpo-gen (round 1) and the self-generation rounds.
+func roundsOf(ms []MethodResult) []RoundResult {
+	var out []RoundResult
+	for _, m := range ms {
+		if m.Method != MethodIL && m.Round == 0 {
+			continue
+		}
+		if m.Round == 0 && !hasRounds(ms) {
+			continue
+		}
+		r := RoundResult{Round: m.Round}
+		var used []float64
+		for _, s := range m.Seeds {
+			r.Scores, r.Successes = append(r.Scores, s.Eval.Score), append(r.Successes, s.Eval.SuccessRate)
+			used = append(used, float64(s.GeneratedTotal))
+		}
+		if len(r.Scores) == 0 {
+			continue
+		}
+		r.ScoreMean, _ = abtest.MeanSD(r.Scores)
+		r.SuccessMean, _ = abtest.MeanSD(r.Successes)
+		r.Trajectories, _ = abtest.MeanSD(used)
+		out = append(out, r)
+	}
+	return out
 }
 
-func resultConfig(c Config) ResultConfig {
-	return ResultConfig{Data: c.Data, Methods: c.Methods, Seeds: c.Seeds, Budget: c.Budget.String(), RLSteps: c.RLSteps,
-		PretrainSteps: c.PretrainSteps, ILSteps: c.ILSteps, Preset: c.Preset, Demos: c.Demos, GenKeep: c.GenKeep,
-		Episodes: c.Episodes, Runs: c.Runs, MinShare: c.MinShare, DemoCounts: c.DemoCounts, EvalFirst: c.EvalFirst}
+func hasRounds(ms []MethodResult) bool {
+	for _, m := range ms {
+		if m.Round > 0 && len(m.Seeds) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ShopInfo describes the shop the experiment ran on.
+type ShopInfo struct {
+	Dir      string `json:"dir"`
+	Products int    `json:"products,omitempty"`
+	Goals    int    `json:"goals,omitempty"`
+	Test     int    `json:"test_goals,omitempty"`
+	Dev      int    `json:"dev_goals,omitempty"`
+	Train    int    `json:"train_goals,omitempty"`
+	// EvalGoals and SweepGoals are the test and dev goals evaluated on.
+	EvalGoals  int `json:"eval_goals,omitempty"`
+	SweepGoals int `json:"sweep_goals,omitempty"`
+}
+
+// StageSummary is a stage's line in results.json (its record is in stages/).
+type StageSummary struct {
+	Name     string  `json:"name"`
+	ElapsedS float64 `json:"elapsed_s"`
+	BudgetS  float64 `json:"budget_s,omitempty"`
+	Resumed  bool    `json:"resumed,omitempty"`
 }
 
 // Results is the outcome of an experiment (results.json).
 type Results struct {
-	Config  ResultConfig   `json:"config"`
+	Config  Config         `json:"config"`
+	Shop    ShopInfo       `json:"shop"`
 	Methods []MethodResult `json:"methods"`
+	// Sweep are the dev-split trials; Rounds the self-generation curve.
+	Sweep  []SweepResult `json:"sweep,omitempty"`
+	Rounds []RoundResult `json:"rounds,omitempty"`
 	// Thompson is the Thompson-sampling report (nil when it did not run).
 	Thompson      *abtest.Report `json:"thompson,omitempty"`
 	ThompsonError string         `json:"thompson_error,omitempty"`
-	// DataEfficiency is the IL curve against the number of demonstrations.
-	DataEfficiency []DataPoint   `json:"data_efficiency,omitempty"`
-	Stages         []StageRecord `json:"stages"`
-	ElapsedS       float64       `json:"elapsed_s"`
-}
-
-// readThompson reads the abtest report and copies each arm's figures to its method.
-func (r *Results) readThompson(dir string, methods map[string]*MethodResult) error {
-	rep, err := abtest.ReadReport(filepath.Join(dir, abtest.ReportFile))
-	if err != nil {
-		return err
-	}
-	r.Thompson = &rep
-	for _, a := range rep.Arms {
-		if m, ok := methods[a.Name]; ok {
-			m.InThompson, m.ThompsonProbBest, m.ThompsonShare = true, a.ProbBest, a.Share
-			m.ThompsonScore, m.ThompsonSuccess = a.MeanScore, a.SuccessRate
-		}
-	}
-	return nil
+	Stages        []StageSummary `json:"stages"`
+	ElapsedS      float64        `json:"elapsed_s"`
 }
 
 // ReadResults reads a results.json.
@@ -155,65 +214,77 @@ func ReadResults(path string) (*Results, error) {
 	return &r, nil
 }
 
-// Write writes results.json, results.md, scores.png and (with a curve)
-// data_efficiency.png into dir.
+// Write writes results.json, results.md, scores.png and (with generation rounds)
+// rounds.png into dir.
 func (r *Results) Write(dir string) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("experiment: results: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, ResultsJSON), append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, ResultsJSON), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("experiment: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, ResultsMarkdown), []byte(r.Markdown()), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, ResultsMarkdown), []byte(r.Markdown()), 0o644); err != nil {
 		return fmt.Errorf("experiment: %w", err)
 	}
 	if err := r.plotScores(filepath.Join(dir, ScoresPlot)); err != nil {
 		return err
 	}
-	if len(r.DataEfficiency) > 0 {
-		if err := r.plotDataEfficiency(filepath.Join(dir, DataEfficiencyPlot)); err != nil {
+	if len(r.Rounds) > 1 {
+		if err := r.plotRounds(filepath.Join(dir, RoundsPlot)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Markdown renders the results: the comparison table, the Thompson-sampling table and
-// the data-efficiency table.
+// Markdown renders the results: the comparison table with the published numbers, the
+// sweep, the self-generation rounds and the Thompson-sampling table.
 func (r *Results) Markdown() string {
 	var b strings.Builder
 	c := r.Config
-	b.WriteString("# Paper experiment: rule, IL, IL+PG, IL+PPO, IL+DPO\n\n")
-	fmt.Fprintf(&b, "Shop `%s`; %d seed(s); pretraining %d steps (preset %s), IL %d steps, RL budget %s per run",
-		c.Data, c.Seeds, c.PretrainSteps, c.Preset, c.ILSteps, c.Budget)
-	if c.RLSteps > 0 {
-		fmt.Fprintf(&b, " (at most %d steps)", c.RLSteps)
-	}
-	fmt.Fprintf(&b, "; test split")
-	if c.EvalFirst > 0 {
-		fmt.Fprintf(&b, " (first %d goals)", c.EvalFirst)
-	}
-	fmt.Fprintf(&b, "; total wall time %s.\n\n", time.Duration(r.ElapsedS*float64(time.Second)).Round(time.Second))
-	b.WriteString("| method | seeds | score | success % | steps | train wall (s) | Thompson P(best) | Thompson share % |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("# The paper's experiment on the calibrated shop\n\n")
+	fmt.Fprintf(&b, "Shop: %d products, %d goals (test %d, dev %d, train %d). %d seed(s); pretraining %d steps and IL %d steps (preset %s); "+
+		"every fine-tuning stage %s of wall clock from its start; evaluation on %d test goals, greedy; total wall time %s.\n\n",
+		r.Shop.Products, r.Shop.Goals, r.Shop.Test, r.Shop.Dev, r.Shop.Train, c.Seeds, c.Pretrain.Steps, c.IL.Steps, c.Pretrain.Preset,
+		c.Budget, r.Shop.EvalGoals, time.Duration(r.ElapsedS*float64(time.Second)).Round(time.Second))
+	b.WriteString("| method | seeds | score | success % | steps | stage wall (s) | Thompson share % | P(best) | published score / success % |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, m := range r.Methods {
+		pub := "-"
+		if p := m.Published; p != nil {
+			sc := "-"
+			if p.Score > 0 {
+				sc = fmt.Sprintf("%.1f", p.Score)
+			}
+			pub = fmt.Sprintf("%s / %.1f (%s)", sc, p.Success, p.Source)
+		}
 		if len(m.Seeds) == 0 {
-			fmt.Fprintf(&b, "| %s | 0 | - | - | - | - | - | - |\n", m.Label)
+			fmt.Fprintf(&b, "| %s | 0 | - | - | - | - | - | - | %s |\n", m.Label, pub)
 			continue
 		}
 		pb, sh := "-", "-"
 		if m.InThompson {
 			pb, sh = fmt.Sprintf("%.3f", m.ThompsonProbBest), fmt.Sprintf("%.1f", 100*m.ThompsonShare)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.1f ± %.1f | %.1f ± %.1f | %.2f | %.0f | %s | %s |\n", m.Label, len(m.Seeds),
-			m.ScoreMean, m.ScoreSD, m.SuccessMean, m.SuccessSD, m.StepsMean, m.TrainWallS, pb, sh)
+		wall := fmt.Sprintf("%.0f", m.StageWallS)
+		if m.BudgetS > 0 {
+			wall += fmt.Sprintf(" (budget %.0f)", m.BudgetS)
+		}
+		if m.Method == MethodRule {
+			wall = "-"
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.1f ± %.1f | %.1f ± %.1f | %.2f | %s | %s | %s | %s |\n", m.Label, len(m.Seeds),
+			m.ScoreMean, m.ScoreSD, m.SuccessMean, m.SuccessSD, m.StepsMean, wall, sh, pb, pub)
 	}
-	b.WriteString("\nScore = 100 x mean reward, success = percent of episodes with reward 1, steps = mean environment steps, " +
-		"each over one exhaustive pass of the test goals (`shopagent eval`), mean ± sample sd over the seeds. " +
-		"Train wall = wall clock of every training stage behind the model (pretraining + IL [+ generation] [+ RL]). " +
-		"Thompson: one arm per method (seed 1's model), " + fmt.Sprintf("%d run(s) of %d episodes", c.Runs, c.Episodes) +
-		"; P(best) = posterior probability that the arm has the highest success rate, share = its fraction of the traffic.\n")
+	b.WriteString("\nScore = 100 x mean reward; success = percent of episodes with reward 1; steps = mean environment steps; " +
+		"mean ± sample sd over the seeds, each seed's model evaluated once on the test goals. Stage wall = the method's own stage " +
+		"measured from its start (reference passes and generation included; IL: its steps). Thompson: one arm per method (seed 1's model)")
+	if r.Thompson != nil {
+		fmt.Fprintf(&b, ", %d run(s) of %d episodes", r.Thompson.Runs, c.Thompson.Episodes)
+	}
+	b.WriteString("; share = the arm's fraction of the traffic, P(best) = posterior probability that its success rate is the highest. " +
+		"Published: WebShop's paper and the DPO paper on real WebShop (different shop, models and budgets).\n")
 	var failed []string
 	for _, m := range r.Methods {
 		for _, f := range m.Failures {
@@ -221,24 +292,41 @@ func (r *Results) Markdown() string {
 		}
 	}
 	if len(failed) > 0 {
-		b.WriteString("\nSkipped:\n\n" + strings.Join(failed, "\n") + "\n")
+		b.WriteString("\nFailed:\n\n" + strings.Join(failed, "\n") + "\n")
 	}
 	b.WriteString("\n![scores](" + ScoresPlot + ")\n")
+	if len(r.Sweep) > 0 {
+		fmt.Fprintf(&b, "\n## Hyperparameters chosen on the dev split (%d dev goals, training seed %d)\n\n", r.Shop.SweepGoals, c.SweepSeed)
+		b.WriteString("| trial | dev score | dev success % | stage wall (s) | chosen |\n| --- | ---: | ---: | ---: | :---: |\n")
+		for _, s := range r.Sweep {
+			if s.Error != "" {
+				fmt.Fprintf(&b, "| %s | - | - | - | failed: %s |\n", s.Trial, s.Error)
+				continue
+			}
+			mark := ""
+			if s.Selected {
+				mark = "yes"
+			}
+			fmt.Fprintf(&b, "| %s | %.1f | %.1f | %.0f | %s |\n", s.Trial, s.Dev.Score, s.Dev.SuccessRate, s.StageWallS, mark)
+		}
+	}
+	if len(r.Rounds) > 1 {
+		b.WriteString("\n## Self-generation rounds\n\nRound 0 is IL; round r generates from round r-1's policy on the train goals, keeps the episodes " +
+			"with reward 1 and trains DPO on them with round r-1 as the reference.\n\n")
+		b.WriteString("| round | generated trajectories used (mean) | score (mean) | success % (mean) | per seed success % |\n| ---: | ---: | ---: | ---: | --- |\n")
+		for _, rr := range r.Rounds {
+			per := make([]string, len(rr.Successes))
+			for i, s := range rr.Successes {
+				per[i] = fmt.Sprintf("%.1f", s)
+			}
+			fmt.Fprintf(&b, "| %d | %.0f | %.1f | %.1f | %s |\n", rr.Round, rr.Trajectories, rr.ScoreMean, rr.SuccessMean, strings.Join(per, ", "))
+		}
+		b.WriteString("\n![rounds](" + RoundsPlot + ")\n")
+	}
 	if r.Thompson != nil {
 		b.WriteString("\n## Thompson sampling\n\n" + r.Thompson.Markdown() + "\n![thompson](" + ThompsonDir + "/" + abtest.PlotFile + ")\n")
 	} else if r.ThompsonError != "" {
 		b.WriteString("\n## Thompson sampling\n\nnot run: " + r.ThompsonError + "\n")
-	}
-	if len(r.DataEfficiency) > 0 {
-		b.WriteString("\n## Data efficiency (IL, seed 1)\n\n| demonstrations | score | success % | steps | train wall (s) |\n| ---: | ---: | ---: | ---: | ---: |\n")
-		for _, p := range r.DataEfficiency {
-			if p.Error != "" {
-				fmt.Fprintf(&b, "| %d | - | - | - | - (%s) |\n", p.Demos, p.Error)
-				continue
-			}
-			fmt.Fprintf(&b, "| %d | %.1f | %.1f | %.2f | %.0f |\n", p.Demos, p.Score, p.SuccessRate, p.MeanSteps, p.TrainWallS)
-		}
-		b.WriteString("\n![data efficiency](" + DataEfficiencyPlot + ")\n")
 	}
 	return b.String()
 }
@@ -247,6 +335,7 @@ func (r *Results) Markdown() string {
 func (r *Results) plotScores(path string) error {
 	var labels []string
 	var score, succ, scoreSD, succSD plotter.Values
+	var scoreSeeds, succSeeds [][]float64
 	for _, m := range r.Methods {
 		if len(m.Seeds) == 0 {
 			continue
@@ -254,9 +343,14 @@ func (r *Results) plotScores(path string) error {
 		labels = append(labels, m.Label)
 		score, succ = append(score, m.ScoreMean), append(succ, m.SuccessMean)
 		scoreSD, succSD = append(scoreSD, m.ScoreSD), append(succSD, m.SuccessSD)
+		var a, b []float64
+		for _, sd := range m.Seeds {
+			a, b = append(a, sd.Eval.Score), append(b, sd.Eval.SuccessRate)
+		}
+		scoreSeeds, succSeeds = append(scoreSeeds, a), append(succSeeds, b)
 	}
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Test split, mean ± sd over %d seed(s)", r.Config.Seeds)
+	p.Title.Text = fmt.Sprintf("%d test goals: mean ± sd over %d seed(s), dots = seeds", r.Shop.EvalGoals, r.Config.Seeds)
 	p.Y.Label.Text = "score / success rate (%)"
 	p.Y.Min, p.Y.Max = 0, 115 // room for the legend above 100
 	p.Legend.Top = true
@@ -267,8 +361,9 @@ func (r *Results) plotScores(path string) error {
 			name   string
 			vals   plotter.Values
 			sd     plotter.Values
+			seeds  [][]float64
 			offset vg.Length
-		}{{"score", score, scoreSD, -w / 2}, {"success rate", succ, succSD, w / 2}} {
+		}{{"score", score, scoreSD, scoreSeeds, -w / 2}, {"success rate", succ, succSD, succSeeds, w / 2}} {
 			bars, err := plotter.NewBarChart(series.vals, w)
 			if err != nil {
 				return fmt.Errorf("experiment: plot: %w", err)
@@ -288,8 +383,25 @@ func (r *Results) plotScores(path string) error {
 			}
 			eb.Color = color.Black
 			p.Add(shifted{eb, series.offset})
+			// Every seed's value, as a point over its bar.
+			var pts plotter.XYs
+			for k, vals := range series.seeds {
+				for _, v := range vals {
+					pts = append(pts, plotter.XY{X: float64(k), Y: v})
+				}
+			}
+			if len(pts) > 0 {
+				sc, err := plotter.NewScatter(pts)
+				if err != nil {
+					return fmt.Errorf("experiment: plot: %w", err)
+				}
+				sc.GlyphStyle.Color, sc.GlyphStyle.Radius, sc.GlyphStyle.Shape = color.Black, vg.Points(2), draw.CircleGlyph{}
+				p.Add(shifted{sc, series.offset})
+			}
 		}
 		p.NominalX(labels...)
+		p.X.Tick.Label.Rotation = math.Pi / 7
+		p.X.Tick.Label.XAlign, p.X.Tick.Label.YAlign = draw.XRight, draw.YCenter
 		p.X.Min, p.X.Max = -0.7, float64(len(labels)-1)+0.7
 	}
 	return save(p, path, vg.Length(math.Max(6, 1.3*float64(len(labels))))*vg.Inch, 4.5*vg.Inch)
@@ -317,54 +429,74 @@ func (e errPoints) Len() int                        { return len(e) }
 func (e errPoints) XY(i int) (float64, float64)     { return e[i].x, e[i].y }
 func (e errPoints) YError(i int) (float64, float64) { return e[i].sd, e[i].sd }
 
-// plotDataEfficiency draws IL's success rate and score against the number of demonstrations.
-func (r *Results) plotDataEfficiency(path string) error {
-	p := plot.New()
-	p.Title.Text = "IL data efficiency (test split, seed 1)"
-	p.X.Label.Text = "expert demonstrations (log scale)"
-	p.Y.Label.Text = "success rate / score (%)"
-	p.Y.Min, p.Y.Max = 0, 115
-	p.X.Scale = plot.LogScale{}
+// plotRounds draws success rate and score against the self-generation round (left) and
+// against the generated trajectories used (right), every seed a point, means joined.
+func (r *Results) plotRounds(path string) error {
+	mk := func(xlabel string, x func(RoundResult) float64) (*plot.Plot, error) {
+		p := plot.New()
+		p.Title.Text = "Self-generation (test goals)"
+		p.X.Label.Text = xlabel
+		p.Y.Label.Text = "success rate / score (%)"
+		p.Y.Min, p.Y.Max = 0, 100
+		p.Legend.Top = true
+		p.Add(plotter.NewGrid())
+		for i, s := range []struct {
+			name string
+			mean func(RoundResult) float64
+			vals func(RoundResult) []float64
+		}{
+			{"success rate", func(q RoundResult) float64 { return q.SuccessMean }, func(q RoundResult) []float64 { return q.Successes }},
+			{"score", func(q RoundResult) float64 { return q.ScoreMean }, func(q RoundResult) []float64 { return q.Scores }},
+		} {
+			var line, pts plotter.XYs
+			for _, q := range r.Rounds {
+				line = append(line, plotter.XY{X: x(q), Y: s.mean(q)})
+				for _, v := range s.vals(q) {
+					pts = append(pts, plotter.XY{X: x(q), Y: v})
+				}
+			}
+			l, err := plotter.NewLine(line)
+			if err != nil {
+				return nil, fmt.Errorf("experiment: plot: %w", err)
+			}
+			sc, err := plotter.NewScatter(pts)
+			if err != nil {
+				return nil, fmt.Errorf("experiment: plot: %w", err)
+			}
+			l.Color, sc.GlyphStyle.Color, sc.GlyphStyle.Shape = plotutil.Color(i), plotutil.Color(i), plotutil.Shape(i)
+			p.Add(l, sc)
+			p.Legend.Add(s.name+" (mean; points: seeds)", l, sc)
+		}
+		return p, nil
+	}
+	left, err := mk("round (0 = IL, 1 = DPO on IL's generated successes)", func(q RoundResult) float64 { return float64(q.Round) })
+	if err != nil {
+		return err
+	}
 	var ticks []plot.Tick
-	for _, d := range r.DataEfficiency {
-		ticks = append(ticks, plot.Tick{Value: float64(d.Demos), Label: fmt.Sprint(d.Demos)})
+	for _, q := range r.Rounds {
+		ticks = append(ticks, plot.Tick{Value: float64(q.Round), Label: fmt.Sprint(q.Round)})
 	}
-	p.X.Tick.Marker = plot.ConstantTicks(ticks)
-	p.Legend.Top = true
-	p.Add(plotter.NewGrid())
-	var succ, score plotter.XYs
-	for _, d := range r.DataEfficiency {
-		if d.Error == "" {
-			succ = append(succ, plotter.XY{X: float64(d.Demos), Y: d.SuccessRate})
-			score = append(score, plotter.XY{X: float64(d.Demos), Y: d.Score})
-		}
+	left.X.Tick.Marker = plot.ConstantTicks(ticks)
+	right, err := mk("generated trajectories used (cumulative, mean over seeds)", func(q RoundResult) float64 { return q.Trajectories })
+	if err != nil {
+		return err
 	}
-	for i, s := range []struct {
-		name string
-		xys  plotter.XYs
-	}{{"success rate", succ}, {"score", score}} {
-		if len(s.xys) == 0 {
-			continue
-		}
-		l, pts, err := plotter.NewLinePoints(s.xys)
-		if err != nil {
-			return fmt.Errorf("experiment: plot: %w", err)
-		}
-		l.Color, pts.Color = plotutil.Color(i), plotutil.Color(i)
-		pts.Shape = plotutil.Shape(i)
-		p.Add(l, pts)
-		p.Legend.Add(s.name, l, pts)
+	img := vgimg.New(12*vg.Inch, 4.5*vg.Inch)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Inch / 4}
+	canvases := plot.Align([][]*plot.Plot{{left, right}}, tiles, dc)
+	left.Draw(canvases[0][0])
+	right.Draw(canvases[0][1])
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("experiment: plot: %w", err)
 	}
-	if len(succ) > 0 {
-		lo, hi := succ[0].X, succ[0].X
-		for _, q := range succ {
-			lo, hi = math.Min(lo, q.X), math.Max(hi, q.X)
-		}
-		p.X.Min, p.X.Max = lo/1.5, hi*1.5
-	} else {
-		p.X.Min, p.X.Max = 1, 10
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("experiment: plot %s: %w", path, err)
 	}
-	return save(p, path, 6*vg.Inch, 4*vg.Inch)
+	return f.Close()
 }
 
 func save(p *plot.Plot, path string, w, h vg.Length) error {

@@ -186,6 +186,7 @@ func Export(ckptPath, outDir string, opts Options) (*Result, error) {
 	m := &onnxrt.Manifest{
 		Format: onnxrt.FormatVersion, Preset: ck.Meta.Policy.Preset, Policy: ck.Meta.Policy,
 		MaxStateLen: ck.Meta.Policy.MaxStateLen, MaxActionLen: ck.Meta.Policy.MaxActionLen, ObsMode: mode,
+		Model: ck.Meta.Policy.ChoiceModel(),
 		Opset: onnxrt.Opset, Inputs: onnxrt.InputNames, Outputs: onnxrt.OutputNames,
 		SHA256: map[string]string{},
 		Provenance: onnxrt.Provenance{Checkpoint: ck.Dir, Job: ck.Meta.Job, Step: ck.Meta.Step,
@@ -377,8 +378,8 @@ func (r *Result) String() string {
 	if m.Split {
 		split = " + actions.onnx/scorer.onnx"
 	}
-	fmt.Fprintf(&sb, "%s: %s preset, %s, %.1f MB model.onnx%s (sha256 %s), parity max |diff| %.2e, same greedy action %.0f%% over %d observations / %d actions (tolerance %.2g, ONNX Runtime %s)",
-		r.Dir, m.Preset, kind, float64(r.ModelBytes)/1e6, split, m.SHA256[onnxrt.ModelFile][:12], m.Parity.MaxAbsDiff,
+	fmt.Fprintf(&sb, "%s: %s preset, %s model, %s, %.1f MB model.onnx%s (sha256 %s), parity max |diff| %.2e, same greedy action %.0f%% over %d observations / %d actions (tolerance %.2g, ONNX Runtime %s)",
+		r.Dir, m.Preset, m.Policy.ChoiceModel(), kind, float64(r.ModelBytes)/1e6, split, m.SHA256[onnxrt.ModelFile][:12], m.Parity.MaxAbsDiff,
 		100*m.Parity.Agreement, m.Parity.Samples, m.Parity.Actions, m.Parity.Tolerance, m.Parity.ORTVersion)
 	return sb.String()
 }

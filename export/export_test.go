@@ -17,34 +17,44 @@ import (
 	"shopagent/models"
 )
 
-// tinyCheckpoint builds one perturbed tiny checkpoint for the package's tests.
-var tinyOnce struct {
-	sync.Once
-	dir string
-	err error
+// testCheckpoints builds the package's perturbed tiny checkpoints, one per choice model,
+// once each, under one temporary root.
+var testCheckpoints struct {
+	sync.Mutex
+	root string
+	dirs map[string]string
 }
 
-func tinyCheckpoint(t *testing.T) string {
+// modelCheckpoint returns the tiny test checkpoint of a choice model ("" for the default).
+func modelCheckpoint(t *testing.T, model string) string {
 	t.Helper()
-	tinyOnce.Do(func() {
+	testCheckpoints.Lock()
+	defer testCheckpoints.Unlock()
+	if dir, ok := testCheckpoints.dirs[model]; ok {
+		return dir
+	}
+	if testCheckpoints.root == "" {
 		root, err := os.MkdirTemp("", "shopagent-export-test-")
 		if err != nil {
-			tinyOnce.err = err
-			return
+			t.Fatal(err)
 		}
-		tinyOnce.dir = filepath.Join(root, "ckpt")
-		_, tinyOnce.err = exporttest.Checkpoint(tinyOnce.dir, exporttest.Options{Seed: 3})
-	})
-	if tinyOnce.err != nil {
-		t.Fatal(tinyOnce.err)
+		testCheckpoints.root, testCheckpoints.dirs = root, map[string]string{}
 	}
-	return tinyOnce.dir
+	dir := filepath.Join(testCheckpoints.root, "ckpt-"+model)
+	if _, err := exporttest.Checkpoint(dir, exporttest.Options{Seed: 3, Model: model}); err != nil {
+		t.Fatal(err)
+	}
+	testCheckpoints.dirs[model] = dir
+	return dir
 }
+
+// tinyCheckpoint is the default (shopagent) model's test checkpoint.
+func tinyCheckpoint(t *testing.T) string { return modelCheckpoint(t, "") }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if tinyOnce.dir != "" {
-		os.RemoveAll(filepath.Dir(tinyOnce.dir))
+	if testCheckpoints.root != "" {
+		os.RemoveAll(testCheckpoints.root)
 	}
 	os.Exit(code)
 }
@@ -53,8 +63,15 @@ func TestMain(m *testing.M) {
 // directory and its verified manifest.
 func exportTiny(t *testing.T, opts export.Options) (string, *onnxrt.Manifest) {
 	t.Helper()
+	return exportModel(t, "", opts)
+}
+
+// exportModel exports a choice model's test checkpoint (see modelCheckpoint) to a new
+// directory and returns the directory and its verified manifest.
+func exportModel(t *testing.T, model string, opts export.Options) (string, *onnxrt.Manifest) {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), "policy")
-	res, err := export.Export(tinyCheckpoint(t), out, opts)
+	res, err := export.Export(modelCheckpoint(t, model), out, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +109,7 @@ func TestExportParityAndManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	if m.Preset != "tiny" || m.Policy != src.Meta.Policy || m.MaxStateLen != 128 || m.MaxActionLen != 16 ||
-		m.ObsMode != "text_rich" || m.Opset != 17 || m.Provenance.Step != 7 || m.Provenance.Job != "il" ||
+		m.ObsMode != "text_rich" || m.Model != "shopagent" || m.Opset != 17 || m.Provenance.Step != 7 || m.Provenance.Job != "il" ||
 		m.Provenance.Info["source"] != "exporttest" || len(m.Inputs) != models.NumPolicyInputs {
 		t.Fatalf("manifest %+v", m)
 	}

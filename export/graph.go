@@ -465,38 +465,53 @@ func BuildScorerGraph(ck *models.Checkpoint, opts GraphOptions) (*onnx.ModelProt
 }
 
 // head adds the state encoder, the choice head over the distinct actions' encoder states
-// uniqH [U, Ta, H] and the value head, writing the outputs logits and value.
+// uniqH [U, Ta, H] and the value head, writing the outputs logits and value. The
+// features.ModelWebShop choice model reads neither state_type_ids, action_pos nor (beyond
+// the action encoder) action_ids: the graph keeps them as inputs, unused, so that both
+// models have the same interface.
 func (b *graphBuilder) head(cfg features.PolicyConfig, uniqH string) {
 	h := cfg.Bert.Hidden
-	stateH := b.encoder(cfg.Bert, inStateIDs, inStateTyp, inStateMsk) // [B, Ts, H]
+	priors := cfg.ChoiceModel() == features.ModelShopAgent
+	stateTypes := ""
+	if priors {
+		stateTypes = inStateTyp
+	}
+	stateH := b.encoder(cfg.Bert, inStateIDs, stateTypes, inStateMsk) // [B, Ts, H]
 
 	actH := b.op("Gather", []string{uniqH, inActIdx})          // [B, A, Ta, H]
 	actMaskRaw := b.op("Gather", []string{inActMsk, inActIdx}) // [B, A, Ta]: 0 pad, 1 token, 2 content
 	actMask := b.toFloat(b.op("Greater", []string{actMaskRaw, b.i32(0)}))
-	actContent := b.toFloat(b.op("Equal", []string{actMaskRaw, b.i32(2)}))
 	stateMask := b.toFloat(inStateMsk)
 
 	out := b.biAttention(h, actH, actMask, stateH, stateMask)
-	insMask := b.op("Mul", []string{stateMask, b.toFloat(b.op("Equal", []string{inStateTyp, b.i32(1)}))})
-	// Exact match: 1 where the action token occurs among the instruction's tokens.
-	gathered := b.op("Gather", []string{inActIDs, inActIdx}) // [B, A, Ta]
-	eq := b.op("Equal", []string{b.unsqueeze(gathered, 3), b.unsqueeze(inStateIDs, 1, 2)})
-	m := b.op("Mul", []string{b.toFloat(eq), b.unsqueeze(insMask, 1, 2)}) // [B, A, Ta, Ts]
-	em := b.op("Mul", []string{b.reduceMax(m, -1), actContent})           // [B, A, Ta]
-	out = b.op("Concat", []string{out, b.unsqueeze(em, 3)}, attrInt("axis", -1))
+	var em, actContent string
+	width := 4 * h
+	if priors {
+		actContent = b.toFloat(b.op("Equal", []string{actMaskRaw, b.i32(2)}))
+		insMask := b.op("Mul", []string{stateMask, b.toFloat(b.op("Equal", []string{inStateTyp, b.i32(1)}))})
+		// Exact match: 1 where the action token occurs among the instruction's tokens.
+		gathered := b.op("Gather", []string{inActIDs, inActIdx}) // [B, A, Ta]
+		eq := b.op("Equal", []string{b.unsqueeze(gathered, 3), b.unsqueeze(inStateIDs, 1, 2)})
+		m := b.op("Mul", []string{b.toFloat(eq), b.unsqueeze(insMask, 1, 2)}) // [B, A, Ta, Ts]
+		em = b.op("Mul", []string{b.reduceMax(m, -1), actContent})            // [B, A, Ta]
+		out = b.op("Concat", []string{out, b.unsqueeze(em, 3)}, attrInt("axis", -1))
+		width++
+	}
 
 	choice := models.PolicyScope + "/choice/"
-	hid := b.op("Relu", []string{b.dense(out, choice+"linear_1", 4*h+1, h)})
+	hid := b.op("Relu", []string{b.dense(out, choice+"linear_1", width, h)})
 	sum := b.reduceSum(b.op("Mul", []string{hid, b.unsqueeze(actMask, 3)}), 2) // [B, A, H]
 	count := b.op("Max", []string{b.reduceSum(actMask, 2), b.f32(1)})          // [B, A]
 	pooled := b.op("Div", []string{sum, b.unsqueeze(count, 2)})                // [B, A, H]
 	logits := b.squeeze(b.dense(pooled, choice+"linear_2", h, 1), 2)           // [B, A]
-	nContent := b.op("Max", []string{b.reduceSum(actContent, 2), b.f32(1)})    // [B, A]
-	matchFrac := b.op("Div", []string{b.reduceSum(em, 2), nContent})           // [B, A]
-	mw := b.op("Mul", []string{b.weight(choice+"match/weight", []int{1}), b.f32(matchScale)})
-	logits = b.op("Add", []string{logits, b.op("Mul", []string{matchFrac, mw})})
-	posBias := b.weight(choice+"position/bias", []int{features.MaxResultPosition + 1})
-	logits = b.op("Add", []string{logits, b.op("Gather", []string{posBias, inActPos})})
+	if priors {
+		nContent := b.op("Max", []string{b.reduceSum(actContent, 2), b.f32(1)}) // [B, A]
+		matchFrac := b.op("Div", []string{b.reduceSum(em, 2), nContent})        // [B, A]
+		mw := b.op("Mul", []string{b.weight(choice+"match/weight", []int{1}), b.f32(matchScale)})
+		logits = b.op("Add", []string{logits, b.op("Mul", []string{matchFrac, mw})})
+		posBias := b.weight(choice+"position/bias", []int{features.MaxResultPosition + 1})
+		logits = b.op("Add", []string{logits, b.op("Gather", []string{posBias, inActPos})})
+	}
 	valid := b.op("Greater", []string{inActValid, b.f32(0)})
 	b.opTo("Where", "logits", []string{valid, logits, b.f32(maskLogit)})
 

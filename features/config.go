@@ -95,6 +95,50 @@ type PolicyConfig struct {
 	// ObsMode is the observation mode ("text_rich" or "text") of the states the policy
 	// was trained on; agents run the shop in that mode. Empty for a pretrained encoder.
 	ObsMode string `json:"obs_mode,omitempty"`
+	// Model is the choice model: ModelShopAgent (the default; "" means it, as in
+	// checkpoints written before the field existed) or ModelWebShop (see ModelNames).
+	Model string `json:"model,omitempty"`
+}
+
+// Choice models (PolicyConfig.Model). Both share the BERT encoder, the BiDAF attention and
+// the value head of WebShop's BertModelForWebshop (models/policy.go and docs/TRAINING.md
+// describe the graph):
+//
+//   - ModelWebShop is WebShop's choice model exactly: linear 4H->H over the attention's
+//     output, ReLU, mean over the action's tokens, linear H->1; the state is encoded with
+//     all token types 0, as WebShop's forward does.
+//   - ModelShopAgent adds three priors: an exact-match column (whether an action token
+//     occurs in the instruction) as a 4H+1-th input of the first linear layer, a learned
+//     weight times the fraction of the action's content tokens found in the instruction,
+//     and a learned bias per product position on a results page; and it encodes the
+//     instruction's tokens with token type 1.
+const (
+	ModelShopAgent = "shopagent"
+	ModelWebShop   = "webshop"
+)
+
+// ModelNames lists the accepted PolicyConfig.Model values (and "", which means
+// ModelShopAgent).
+var ModelNames = []string{ModelShopAgent, ModelWebShop}
+
+// ParseModel returns the choice model a name selects (case and surrounding spaces
+// ignored; "" selects ModelShopAgent); an unknown name is an error.
+func ParseModel(name string) (string, error) {
+	switch m := strings.ToLower(strings.TrimSpace(name)); m {
+	case "":
+		return ModelShopAgent, nil
+	case ModelShopAgent, ModelWebShop:
+		return m, nil
+	}
+	return "", fmt.Errorf("features: unknown choice model %q (valid: %s)", name, strings.Join(ModelNames, ", "))
+}
+
+// ChoiceModel returns the configuration's choice model, ModelShopAgent when Model is "".
+func (cfg PolicyConfig) ChoiceModel() string {
+	if cfg.Model == "" {
+		return ModelShopAgent
+	}
+	return cfg.Model
 }
 
 // DefaultMaxStateLen and DefaultMaxActionLen are the default token limits (WebShop's
@@ -105,8 +149,8 @@ const (
 )
 
 // NewPolicyConfig returns the configuration of a policy over a preset encoder with a
-// vocabulary of vocabSize tokens. maxState and maxAction <= 0 take the defaults; both are
-// capped by the encoder's positions.
+// vocabulary of vocabSize tokens, with the ModelShopAgent choice model. maxState and
+// maxAction <= 0 take the defaults; both are capped by the encoder's positions.
 func NewPolicyConfig(preset string, vocabSize, maxState, maxAction int) (PolicyConfig, error) {
 	bert, err := Preset(preset)
 	if err != nil {
@@ -124,6 +168,7 @@ func NewPolicyConfig(preset string, vocabSize, maxState, maxAction int) (PolicyC
 	cfg := PolicyConfig{
 		Preset: strings.ToLower(strings.TrimSpace(preset)), Bert: bert,
 		MaxStateLen: min(maxState, bert.MaxPositions), MaxActionLen: min(maxAction, bert.MaxPositions),
+		Model: ModelShopAgent,
 	}
 	return cfg, cfg.Validate()
 }
@@ -138,6 +183,8 @@ func (cfg PolicyConfig) Validate() error {
 		return fmt.Errorf("features: policy max state length %d not in [8, %d]", cfg.MaxStateLen, cfg.Bert.MaxPositions)
 	case cfg.MaxActionLen < 4 || cfg.MaxActionLen > cfg.Bert.MaxPositions:
 		return fmt.Errorf("features: policy max action length %d not in [4, %d]", cfg.MaxActionLen, cfg.Bert.MaxPositions)
+	case cfg.Model != "" && cfg.Model != ModelShopAgent && cfg.Model != ModelWebShop:
+		return fmt.Errorf("features: unknown choice model %q (valid: %s)", cfg.Model, strings.Join(ModelNames, ", "))
 	}
 	return nil
 }

@@ -2,7 +2,9 @@ package models
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 
 	"shopagent/features"
@@ -16,43 +18,59 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
 )
 
-// The choice policy: WebShop's BertModelForWebshop.
+// The choice policy: WebShop's BertModelForWebshop, in two variants chosen by
+// PolicyConfig.Model (features.ModelNames).
 //
 // A shared BERT encoder reads the state tokens [B, Ts] and the action tokens; a BiDAF
 // attention between each action's tokens (the "input") and its state's tokens (the
-// "memory") gives, per action token, [a; c; a∘c; a∘q2c] (4H), to which an exact-match
-// feature is appended (1 when the action token, a content word piece, occurs in the
-// instruction, as in DrQA's reader; see below); that goes through linear (4H+1)->H, ReLU,
-// a masked mean over the action's tokens and linear H->1, plus a learned weight (initially
-// 5) times the fraction of the action's content tokens that occur in the instruction, plus
-// a learned bias for the product's position on a results page: one logit per action. Padded actions get the logit -1e9, so after the log-softmax over a state's
-// actions their probability is exactly 0. A value head on the state's [CLS] (linear H->128,
-// leaky ReLU, linear 128->1) estimates the return, for reinforcement learning.
+// "memory") gives, per action token, [a; c; a∘c; a∘q2c] (4H).
 //
-// Variable scopes (every variable is "<scope>/<name>"; HF names in brackets):
+// "webshop", WebShop's choice model exactly: the state is encoded with all token types 0
+// (as WebShop's forward passes no token types), and the attention's output goes through
+// linear 4H->H, ReLU, a masked mean over the action's tokens and linear H->1: one logit per
+// action.
+//
+// "shopagent" (the default; a checkpoint whose config has no model is this one) adds three
+// priors. The state's instruction tokens get token type 1 (features.EncodeChoice); an
+// exact-match feature is appended to each action token's 4H (1 when the action token, a
+// content word piece, occurs in the instruction, as in DrQA's reader; see below), so the
+// first layer is linear (4H+1)->H; after linear H->1 the logit gets a learned weight
+// (initially 5) times the fraction of the action's content tokens that occur in the
+// instruction, plus a learned bias for the product's position on a results page.
+//
+// In both, padded actions get the logit -1e9, so after the log-softmax over a state's
+// actions their probability is exactly 0, and a value head on the state's [CLS] (linear
+// H->128, leaky ReLU, linear 128->1) estimates the return, for reinforcement learning.
+//
+// Variable scopes (every variable is "<scope>/<name>"; HF names in brackets; see
+// ChoiceVariables):
 //
 //	policy/bert/...                              the encoder, Hugging Face BertModel names
 //	                                             below it (see BertVariableNames, HFName)
 //	policy/choice/attention/input_linear/weight  [H]   BiDAF w·a (HF attn.input_linear.weight)
 //	policy/choice/attention/memory_linear/weight [H]   BiDAF w·s (attn.memory_linear.weight)
 //	policy/choice/attention/dot_scale            [H]   BiDAF w·(a∘s) (attn.dot_scale)
-//	policy/choice/linear_1/{weight [H,4H+1], bias [H]} (linear_1, plus the exact-match column)
+//	policy/choice/linear_1/{weight [H,4H], bias [H]}   (linear_1) webshop
+//	policy/choice/linear_1/{weight [H,4H+1], bias [H]} (linear_1, plus the exact-match column) shopagent
 //	policy/choice/linear_2/{weight [1,H], bias [1]}    (linear_2)
-//	policy/choice/match/weight [1]                     weight of the exact-match fraction
-//	policy/choice/position/bias [11]                   bias per product position (0: not a product)
+//	policy/choice/match/weight [1]                     weight of the exact-match fraction (shopagent only)
+//	policy/choice/position/bias [11]                   bias per product position, 0: not a product (shopagent only)
 //	policy/value/linear_1/{weight [128,H], bias [128]}
 //	policy/value/linear_2/{weight [1,128], bias [1]}
 //	policy/cls/predictions/...                   the masked-LM head of pretraining (MLMHead)
 //
 // Dense weights are stored [out, in] like PyTorch's nn.Linear (see bert.go), so the names
-// and tensors map 1:1 onto WebShop's PyTorch model. Two small differences from WebShop's
-// code: the state->action (q2c) attention ignores the action's padding tokens (WebShop
-// softmaxes over them too); dot_scale starts at the constant 1/sqrt(H) (WebShop draws it
-// uniformly in [1/sqrt(H), 1)); and the exact-match feature, the last input column of
-// linear_1. Measured on the built-in shop with the tiny preset (docs/TRAINING.md): without
-// it, after 4 epochs of imitation the policy chose the demonstrated option value 18% of
-// the time (it had not learnt to match option words with the instruction); the feature is
-// computed in the graph from the token ids, so an exported model needs no extra input.
+// and tensors map 1:1 onto WebShop's PyTorch model (the value head is WebShop's linear_3).
+// Differences from WebShop's code in both variants: the state->action (q2c) attention
+// ignores the action's padding tokens (WebShop softmaxes over them too, which makes a
+// logit depend on how far the batch is padded); and the initialisation: dot_scale starts at
+// the constant 1/sqrt(H) (WebShop draws it uniformly in [1/sqrt(H), 1)) and the head's
+// dense layers are drawn like BERT's (normal 0.02, zero bias) rather than with PyTorch's
+// nn.Linear default. Why the exact-match feature: measured on the built-in shop with the
+// tiny preset (docs/TRAINING.md), without it, after 4 epochs of imitation the policy chose
+// the demonstrated option value 18% of the time (it had not learnt to match option words
+// with the instruction); the feature is computed in the graph from the token ids, so an
+// exported model needs no extra input.
 
 // PolicyScope is the root scope of all policy variables.
 const PolicyScope = "policy"
@@ -101,54 +119,97 @@ func BatchTensors(pb *features.PolicyBatch) []*tensors.Tensor {
 }
 
 // PolicyGraph builds the policy's forward pass and returns the action logits [B, A]
-// (padded slots -1e9) and the state values [B]. Variables are created or reused under
-// ctx's "policy" scope (see the file comment); train enables dropout.
+// (padded slots -1e9) and the state values [B], with the choice model cfg.Model names.
+// Variables are created or reused under ctx's "policy" scope (see the file comment and
+// ChoiceVariables: the "webshop" model creates no exact-match or position variables and
+// reads neither the state's token types nor ActionPos nor which action tokens are content
+// tokens); train enables dropout.
 func PolicyGraph(ctx *context.Context, cfg features.PolicyConfig, in PolicyInputs, train bool) (logits, value *graph.Node) {
 	ctx = ctx.Checked(false)
 	pctx := ctx.In(PolicyScope)
 	h := cfg.Bert.Hidden
 	g := in.StateIDs.Graph()
-	stateH := BertEncodeWithTypes(pctx.In("bert"), cfg.Bert, in.StateIDs, in.StateTypes, in.StateMask, train) // [B, Ts, H]
-	uniqH := BertEncode(pctx.In("bert"), cfg.Bert, in.ActionIDs, in.ActionMask, train)                        // [U, Ta, H]
+	priors := cfg.ChoiceModel() == features.ModelShopAgent
+	stateTypes := in.StateTypes
+	if !priors {
+		stateTypes = nil // WebShop encodes the state with token type 0 throughout
+	}
+	stateH := BertEncodeWithTypes(pctx.In("bert"), cfg.Bert, in.StateIDs, stateTypes, in.StateMask, train) // [B, Ts, H]
+	uniqH := BertEncode(pctx.In("bert"), cfg.Bert, in.ActionIDs, in.ActionMask, train)                     // [U, Ta, H]
 
 	// Each action slot's token states and mask: [B, A, Ta, H], [B, A, Ta].
 	idx := graph.InsertAxes(in.ActionIndex, -1)
 	actH := graph.Gather(uniqH, idx)
 	actMaskRaw := graph.Gather(in.ActionMask, idx) // 0 padding, 1 token, 2 content token
 	actMask := graph.ConvertDType(graph.GreaterThan(actMaskRaw, graph.ScalarZero(g, actMaskRaw.DType())), dtypes.Float32)
-	actContent := graph.ConvertDType(graph.Equal(actMaskRaw, graph.Scalar(g, actMaskRaw.DType(), 2)), dtypes.Float32)
 	stateMask := graph.ConvertDType(in.StateMask, dtypes.Float32)
 
 	out := biAttention(pctx.In("choice").In("attention"), actH, actMask, stateH, stateMask) // [B, A, Ta, 4H]
-	insMask := graph.Mul(stateMask, graph.ConvertDType(graph.Equal(in.StateTypes,
-		graph.ScalarOne(g, in.StateTypes.DType())), dtypes.Float32)) // the instruction's tokens
-	em := exactMatch(graph.Gather(in.ActionIDs, idx), actContent, in.StateIDs, insMask) // [B, A, Ta, 1]
-	out = graph.Concatenate([]*graph.Node{out, em}, -1)
 	cctx := pctx.In("choice")
-	hid := graph.Max(hfDense(cctx.In("linear_1"), out, 4*h+1, h), graph.ScalarZero(g, dtypes.Float32))
+	var em, actContent *graph.Node
+	if priors {
+		actContent = graph.ConvertDType(graph.Equal(actMaskRaw, graph.Scalar(g, actMaskRaw.DType(), 2)), dtypes.Float32)
+		insMask := graph.Mul(stateMask, graph.ConvertDType(graph.Equal(in.StateTypes,
+			graph.ScalarOne(g, in.StateTypes.DType())), dtypes.Float32)) // the instruction's tokens
+		em = exactMatch(graph.Gather(in.ActionIDs, idx), actContent, in.StateIDs, insMask) // [B, A, Ta, 1]
+		out = graph.Concatenate([]*graph.Node{out, em}, -1)
+	}
+	hid := graph.Max(hfDense(cctx.In("linear_1"), out, choiceInputs(cfg), h), graph.ScalarZero(g, dtypes.Float32))
 	// Masked mean over the action's tokens.
 	m := graph.InsertAxes(actMask, -1)
 	sum := graph.ReduceSum(graph.Mul(hid, m), 2)                                          // [B, A, H]
 	count := graph.Max(graph.ReduceSum(actMask, 2), graph.Scalar(g, dtypes.Float32, 1.0)) // [B, A]
 	pooled := graph.Div(sum, graph.InsertAxes(count, -1))
 	logits = graph.Reshape(hfDense(cctx.In("linear_2"), pooled, h, 1), pooled.Shape().Dimensions[0], pooled.Shape().Dimensions[1])
-	// Direct exact-match pathway: a learned weight (initially 1, times matchScale) times
-	// the fraction of the action's content tokens that occur in the instruction.
-	nContent := graph.Max(graph.ReduceSum(actContent, 2), graph.Scalar(g, dtypes.Float32, 1.0))
-	matchFrac := graph.Div(graph.ReduceSum(graph.Reshape(em, em.Shape().Dimensions[:3]...), 2), nContent) // [B, A]
-	mw := cctx.In("match").WithInitializer(initializers.One).
-		VariableWithShape("weight", shapes.Make(dtypes.Float32, 1)).ValueGraph(g)
-	logits = graph.Add(logits, graph.Mul(matchFrac, graph.MulScalar(graph.Reshape(mw, 1, 1), matchScale)))
-	// A learned bias per product position on the results page (the search engine's rank).
-	posBias := cctx.In("position").WithInitializer(initializers.Zero).
-		VariableWithShape("bias", shapes.Make(dtypes.Float32, features.MaxResultPosition+1)).ValueGraph(g)
-	posTerm := graph.Gather(graph.Reshape(posBias, features.MaxResultPosition+1, 1), graph.InsertAxes(in.ActionPos, -1)) // [B, A, 1]
-	logits = graph.Add(logits, graph.Reshape(posTerm, logits.Shape().Dimensions...))
+	if priors {
+		// Direct exact-match pathway: a learned weight (initially 1, times matchScale)
+		// times the fraction of the action's content tokens that occur in the instruction.
+		nContent := graph.Max(graph.ReduceSum(actContent, 2), graph.Scalar(g, dtypes.Float32, 1.0))
+		matchFrac := graph.Div(graph.ReduceSum(graph.Reshape(em, em.Shape().Dimensions[:3]...), 2), nContent) // [B, A]
+		mw := cctx.In("match").WithInitializer(initializers.One).
+			VariableWithShape("weight", shapes.Make(dtypes.Float32, 1)).ValueGraph(g)
+		logits = graph.Add(logits, graph.Mul(matchFrac, graph.MulScalar(graph.Reshape(mw, 1, 1), matchScale)))
+		// A learned bias per product position on the results page (the search engine's rank).
+		posBias := cctx.In("position").WithInitializer(initializers.Zero).
+			VariableWithShape("bias", shapes.Make(dtypes.Float32, features.MaxResultPosition+1)).ValueGraph(g)
+		posTerm := graph.Gather(graph.Reshape(posBias, features.MaxResultPosition+1, 1), graph.InsertAxes(in.ActionPos, -1)) // [B, A, 1]
+		logits = graph.Add(logits, graph.Reshape(posTerm, logits.Shape().Dimensions...))
+	}
 	valid := graph.GreaterThan(in.ActionValid, graph.ScalarZero(g, in.ActionValid.DType()))
 	logits = graph.Where(valid, logits, graph.Scalar(g, dtypes.Float32, choiceMaskLogit))
 
 	value = ValueHead(pctx.In("value"), cfg, stateH)
 	return logits, value
+}
+
+// choiceInputs is the input width of the choice head's linear_1: 4H, plus the exact-match
+// column in the ModelShopAgent model.
+func choiceInputs(cfg features.PolicyConfig) int {
+	if cfg.ChoiceModel() == features.ModelWebShop {
+		return 4 * cfg.Bert.Hidden
+	}
+	return 4*cfg.Bert.Hidden + 1
+}
+
+// ChoiceVariables returns the shapes of the choice head's variables (full paths, see the
+// file comment) in the configuration's choice model: those of WebShop's head, plus
+// policy/choice/match/weight and policy/choice/position/bias, and the wider linear_1, in
+// the ModelShopAgent model.
+func ChoiceVariables(cfg features.PolicyConfig) map[string]shapes.Shape {
+	h := cfg.Bert.Hidden
+	f32 := func(dims ...int) shapes.Shape { return shapes.Make(dtypes.Float32, dims...) }
+	c := PolicyScope + "/choice/"
+	vars := map[string]shapes.Shape{
+		c + "attention/input_linear/weight": f32(h), c + "attention/memory_linear/weight": f32(h),
+		c + "attention/dot_scale": f32(h),
+		c + "linear_1/weight":     f32(h, choiceInputs(cfg)), c + "linear_1/bias": f32(h),
+		c + "linear_2/weight": f32(1, h), c + "linear_2/bias": f32(1),
+	}
+	if cfg.ChoiceModel() == features.ModelShopAgent {
+		vars[c+"match/weight"] = f32(1)
+		vars[c+"position/bias"] = f32(features.MaxResultPosition + 1)
+	}
+	return vars
 }
 
 // ValueHead is the value head on the state's [CLS] hidden state: linear H->128, leaky ReLU
@@ -299,15 +360,6 @@ type Policy struct {
 	exec *context.Exec
 }
 
-// requiredPolicyVariables lists variable paths a usable policy checkpoint must hold, beyond
-// the encoder's.
-var requiredPolicyVariables = []string{
-	"policy/choice/attention/input_linear/weight", "policy/choice/attention/memory_linear/weight",
-	"policy/choice/attention/dot_scale", "policy/choice/linear_1/weight", "policy/choice/linear_1/bias",
-	"policy/choice/linear_2/weight", "policy/choice/linear_2/bias", "policy/choice/match/weight",
-	"policy/choice/position/bias",
-}
-
 // missingEncoderVariables lists the encoder variables the checkpoint's configuration
 // needs and the checkpoint lacks; a present one with the wrong shape is an error (what
 // names the checkpoint's role in it).
@@ -325,21 +377,32 @@ func (ck *Checkpoint) missingEncoderVariables(what string) ([]string, error) {
 }
 
 // NewPolicy builds a Policy from a loaded checkpoint on a backend. The checkpoint must hold
-// the encoder and the choice head (a pretraining checkpoint has no choice head: it is an
-// error); a missing value head is initialised randomly (values are then meaningless).
+// the encoder and the choice head of the choice model its config names, and no other
+// choice-head variables (a pretraining checkpoint has no choice head: it is an error); a
+// missing value head is initialised randomly (values are then meaningless).
 func NewPolicy(backend backends.Backend, ck *Checkpoint) (*Policy, error) {
 	cfg := ck.Meta.Policy
 	missing, err := ck.missingEncoderVariables("checkpoint")
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range requiredPolicyVariables {
+	head := ChoiceVariables(cfg)
+	for _, p := range slices.Sorted(maps.Keys(head)) {
 		if _, ok := ck.Model[p]; !ok {
 			missing = append(missing, p)
 		}
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("models: checkpoint %s (job %q) is not a choice policy: %d variables missing, e.g. %s", ck.Dir, ck.Meta.Job, len(missing), missing[0])
+	}
+	for _, p := range slices.Sorted(maps.Keys(ck.Model)) {
+		want, ok := head[p]
+		switch {
+		case ok && !ck.Model[p].Shape().Equal(want):
+			return nil, fmt.Errorf("models: checkpoint %s: %s has shape %s, the %s choice model wants %s", ck.Dir, p, ck.Model[p].Shape(), cfg.ChoiceModel(), want)
+		case !ok && strings.HasPrefix(p, PolicyScope+"/choice/"):
+			return nil, fmt.Errorf("models: checkpoint %s: variable %s is not part of the %s choice model its config names", ck.Dir, p, cfg.ChoiceModel())
+		}
 	}
 	ctx := context.New()
 	ctx.SetParam(context.ParamInitialSeed, int64(1))

@@ -32,9 +32,9 @@ type GenerateConfig struct {
 	PolicyName string
 	GoalOffset int
 	// Progress, when set, is called after each chunk with the episodes played and kept.
-	Progress func(played, kept int)
+	Progress func(played, kept int) `json:"-"`
 	// Stop, when set, is asked before each chunk whether to stop (a deadline, a signal).
-	Stop func() bool
+	Stop func() bool `json:"-"`
 }
 
 // GenerateStats sums up a generation run.

@@ -31,14 +31,36 @@ const DefaultTrainMaxActions = 32
 
 // ILData holds the choice examples of a demonstration file.
 type ILData struct {
-	// Examples are the click steps, in file order.
+	// Examples are the click steps, in file order; Episode holds each one's episode
+	// (0-based, in file order).
 	Examples []features.ChoiceExample
+	Episode  []int
 	// Episodes is the number of episodes read; Skipped counts click steps that could not
 	// be used (action not among the available ones); Forced counts steps a fixed rule of
 	// the agent took (safety caps, fallbacks), never used as demonstrated actions.
 	Episodes, Skipped, Forced int
 	// ObsMode is "text_rich" when the observations are multi-line, else "text".
 	ObsMode string
+}
+
+// SubsetEpisodes returns the data of n episodes drawn at random (seeded) without
+// replacement, in file order; all of them when n <= 0 or n >= Episodes.
+func (d *ILData) SubsetEpisodes(n int, seed uint64) *ILData {
+	if n <= 0 || n >= d.Episodes {
+		return d
+	}
+	keep := make([]bool, d.Episodes)
+	for _, e := range rand.New(rand.NewPCG(seed, 0x5eb5e7)).Perm(d.Episodes)[:n] {
+		keep[e] = true
+	}
+	out := &ILData{Episodes: n, Skipped: d.Skipped, Forced: d.Forced, ObsMode: d.ObsMode}
+	for i, ex := range d.Examples {
+		if keep[d.Episode[i]] {
+			out.Examples = append(out.Examples, ex)
+			out.Episode = append(out.Episode, d.Episode[i])
+		}
+	}
+	return out
 }
 
 // ClickablesFromActions turns available actions ("click[x]", "search[...]") into the page's
@@ -102,6 +124,7 @@ func LoadILData(path string, minReward float64) (*ILData, error) {
 			}
 			ex.Target = target
 			d.Examples = append(d.Examples, ex)
+			d.Episode = append(d.Episode, d.Episodes-1)
 		}
 		return nil
 	})
@@ -296,6 +319,9 @@ type ILRun struct {
 	// MaxActions is the number of actions per training state: the demonstrated one and
 	// a random sample of the others.
 	MaxActions int
+	// Model is the choice model: features.ModelShopAgent (default) or
+	// features.ModelWebShop (WebShop's exactly). InitPolicy keeps the initial policy's.
+	Model string
 }
 
 // DefaultILRun returns imitation learning's defaults: the tiny preset, 500 steps of 32,
@@ -350,6 +376,9 @@ func RunIL(ctx stdctx.Context, r ILRun) (*RunResult, error) {
 		pcfg.Bert.Dropout = r.Dropout
 	}
 	pcfg.ObsMode = data.ObsMode
+	if !r.InitPolicy && r.Model != "" {
+		pcfg.Model = r.Model
+	}
 	if err := pcfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -13,8 +13,13 @@ import (
 	"shopagent/models"
 )
 
-// Policy gradient: WebShop's actor-critic (Yao et al. 2022, baseline_models/train_rl.py),
-// fine-tuning an imitation policy in the simulator.
+// Policy gradient: an actor-critic with Monte Carlo returns, after WebShop's RL agent (Yao
+// et al. 2022, baseline_models/train_rl.py), fine-tuning an imitation policy in the
+// simulator. It differs from WebShop's, which is an n-step advantage actor-critic (4
+// environments, an update every 8 steps with returns bootstrapped from the value of the
+// state reached), weights w_pg = w_td = w_en = 1 and learning rate 1e-5, and whose "IL"
+// term is -mean(log pi) over all valid actions rather than imitation of demonstrations;
+// see docs/RL.md.
 //
 // Each step rolls out EpisodesPerStep episodes on random goals with the current parameters
 // (sampling), then makes one update on all the choices of those episodes:
@@ -38,11 +43,12 @@ const PGJobName = "pg"
 type PGConfig struct {
 	// Gamma is the discount (WebShop's --gamma, 0.9).
 	Gamma float64
-	// ValueCoef weights the value loss (WebShop's w_td).
+	// ValueCoef weights the value loss (WebShop's w_td, 1 there).
 	ValueCoef float64
-	// EntropyCoef weights the entropy bonus (WebShop's w_en).
+	// EntropyCoef weights the entropy bonus (WebShop's w_en, 1 there).
 	EntropyCoef float64
-	// ILCoef weights the imitation loss on demonstrations (WebShop's w_il; 0: off).
+	// ILCoef weights the cross-entropy of demonstrated actions (0: off). Not WebShop's
+	// w_il, whose term is -mean(log pi) over all valid actions.
 	ILCoef float64
 	// EpisodesPerStep is the number of rollout episodes per update.
 	EpisodesPerStep int

@@ -31,6 +31,12 @@ import (
 //	KL       = mean over states of sum_a pi(a|s) (log pi(a|s) - log pi_ref(a|s))
 //	loss     = L_clip + c1 L_value - c2 H(pi) + beta KL
 //
+// The KL term is a loss term by default (a penalty on the full distribution, exact, with a
+// gradient); with KLInReward it is InstructGPT's instead: each step's reward becomes
+// r_t - beta (log pi_old(a_t|s_t) - log pi_ref(a_t|s_t)) (a sampled estimate of the KL, on
+// the action taken) before the advantages, and the loss has no KL term (kl_ref is still
+// reported).
+//
 // The update's forward pass has no dropout, so pi at the first minibatch equals pi_old.
 // Step s belongs to iteration s / (Epochs x Minibatches); an iteration's rollout is seeded
 // from the job's seed and its index: a run resumed at an iteration boundary replays what an
@@ -51,6 +57,10 @@ type PPOConfig struct {
 	// KLCoef (beta) weights the KL divergence to the frozen reference policy (0: off, and
 	// no reference forward passes).
 	KLCoef float64
+	// KLInReward applies beta as InstructGPT does (Ouyang et al. 2022; Ziegler et al.
+	// 2019): a per-step penalty on the rewards, r_t - beta (log pi_old(a_t|s_t) - log
+	// pi_ref(a_t|s_t)), before the advantages, instead of the loss term beta KL.
+	KLInReward bool
 	// Epochs (K) is the number of passes over each rollout; Minibatches the number of
 	// minibatches per pass.
 	Epochs, Minibatches int
@@ -139,12 +149,17 @@ func (j *PPOJob) Batch(step int64) ([]*tensors.Tensor, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
+		stats := rolloutMetrics(b, 0)
+		if j.hp.KLInReward && j.hp.KLCoef > 0 {
+			stats["kl_penalty"] = KLRewardPenalty(b, j.hp.KLCoef)
+		}
 		j.rows = rolloutRows(j.tok, j.cfg, b, j.hp.Gamma, j.hp.Lambda)
 		if j.hp.NormAdv {
 			NormalizeAdvantages(j.rows)
 		}
 		j.iter = iter
-		j.stats = rolloutMetrics(b, len(j.rows))
+		stats["rollout_states"] = float64(len(j.rows))
+		j.stats = stats
 	}
 	within := step % per
 	epoch, mb := within/int64(j.hp.Minibatches), within%int64(j.hp.Minibatches)
@@ -162,6 +177,31 @@ func (j *PPOJob) Batch(step int64) ([]*tensors.Tensor, int, error) {
 		return nil, 0, err
 	}
 	return ts, len(rows), nil
+}
+
+// KLRewardPenalty subtracts InstructGPT's KL penalty from the rewards of a rollout's
+// scored steps: r_t -= beta (log pi_old(a_t|s_t) - log pi_ref(a_t|s_t)), the acting
+// policy's and the reference's log-probabilities of the action taken. It returns the mean
+// penalty per scored step (steps without a reference are left alone).
+func KLRewardPenalty(b *RolloutBatch, beta float64) float64 {
+	sum, n := 0.0, 0
+	for e := range b.Episodes {
+		steps := b.Episodes[e].Steps
+		for i := range steps {
+			s := &steps[i]
+			if s.Action < 0 || s.Action >= len(s.RefLogProbs) || math.IsNaN(s.Value) {
+				continue
+			}
+			pen := beta * (s.LogProb - s.RefLogProbs[s.Action])
+			s.Reward -= pen
+			sum += pen
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
 }
 
 // NormalizeAdvantages rescales the rows' advantages to mean 0 and standard deviation 1
@@ -219,7 +259,9 @@ func PPOLoss(logits, values, actions, valid, oldLogp, adv, returns, refLogp *gra
 		p := graph.Exp(logp)
 		perState := graph.ReduceSum(graph.Mul(p, graph.Sub(logp, graph.StopGradient(refLogp))), -1)
 		kl = maskedMean(perState, valid)
-		loss = graph.Add(loss, graph.MulScalar(kl, hp.KLCoef))
+		if !hp.KLInReward { // in the rewards instead (KLRewardPenalty)
+			loss = graph.Add(loss, graph.MulScalar(kl, hp.KLCoef))
+		}
 	}
 	outside := graph.ConvertDType(graph.GreaterThan(graph.Abs(graph.AddScalar(ratio, -1)),
 		graph.Scalar(g, dtypes.Float32, hp.Epsilon)), dtypes.Float32)

@@ -43,6 +43,15 @@ func TestPPOLossByHand(t *testing.T) {
 			t.Fatalf("PPO terms %v, want %v", got, want)
 		}
 	}
+	// With the KL in the rewards the loss has no KL term (kl_ref is still reported).
+	hp.KLInReward = true
+	got = evalLoss(t, func(in []*graph.Node) []*graph.Node {
+		loss, m := PPOLoss(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], hp)
+		return append([]*graph.Node{loss}, m...)
+	}, logits, values, actions, valid, old, adv, ret, ref)
+	if math.Abs(got[0]-(clip+0.5*vl-0.01*ent)) > 1e-5 || math.Abs(got[4]-kl) > 1e-5 {
+		t.Fatalf("KL in reward: loss %g (want %g), kl_ref %g (want %g)", got[0], clip+0.5*vl-0.01*ent, got[4], kl)
+	}
 	// The clipped side has no gradient: with only row 0 (ratio 2 > 1.2, A > 0), the
 	// surrogate's gradient with respect to the logits is 0.
 	g := evalGrad(t, func(l *graph.Node, in []*graph.Node) *graph.Node {
@@ -85,6 +94,25 @@ func evalGrad(t *testing.T, fn func(x *graph.Node, in []*graph.Node) *graph.Node
 		res[i] = float64(v)
 	}
 	return res
+}
+
+// KLRewardPenalty moves beta (log pi_old - log pi_ref) of the action taken into each
+// scored step's reward.
+func TestKLRewardPenalty(t *testing.T) {
+	l := math.Log
+	b := &RolloutBatch{Episodes: []RolloutEpisode{{Steps: []RolloutStep{
+		{Action: 1, LogProb: l(0.5), RefLogProbs: []float64{l(0.75), l(0.25)}, Value: 0.1},          // log 2 more likely than the reference
+		{Action: -1, Value: math.NaN(), Reward: 0},                                                  // a fixed search: untouched
+		{Action: 0, LogProb: l(0.5), RefLogProbs: []float64{l(0.5), l(0.5)}, Value: 0.2, Reward: 1}, // same as the reference
+	}}}}
+	mean := KLRewardPenalty(b, 0.1)
+	steps := b.Episodes[0].Steps
+	if math.Abs(steps[0].Reward-(-0.1*l(2))) > 1e-12 || steps[1].Reward != 0 || math.Abs(steps[2].Reward-1) > 1e-12 {
+		t.Fatalf("rewards %v %v %v", steps[0].Reward, steps[1].Reward, steps[2].Reward)
+	}
+	if math.Abs(mean-0.1*l(2)/2) > 1e-12 {
+		t.Fatalf("mean penalty %g", mean)
+	}
 }
 
 func TestPPOTrainsAndResumes(t *testing.T) {

@@ -205,6 +205,10 @@ type DPORun struct {
 	// generated); MinReward keeps only episodes with at least that final reward.
 	Demos     string
 	MinReward float64
+	// MaxEpisodes, when positive, uses that many of the demonstration episodes, drawn
+	// at random with the run's seed: the reference pass scores every click step used,
+	// which on a CPU can take minutes for thousands of steps.
+	MaxEpisodes int
 	// DPO holds the algorithm's hyperparameters (DPO.Batch follows Batch).
 	DPO DPOConfig
 }
@@ -231,6 +235,10 @@ func RunDPO(ctx stdctx.Context, r DPORun) (*RunResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.MaxEpisodes > 0 && r.MaxEpisodes < data.Episodes {
+		r.logf("dpo: %d of the %d demonstration episodes, drawn with seed %d", r.MaxEpisodes, data.Episodes, r.Seed)
+		data = data.SubsetEpisodes(r.MaxEpisodes, uint64(r.Seed))
+	}
 	ref, err := s.reference()
 	if err != nil {
 		return nil, err
@@ -244,6 +252,9 @@ func RunDPO(ctx stdctx.Context, r DPORun) (*RunResult, error) {
 	r.logf("dpo: %d click steps of %d episodes (%d forced steps left out); the reference already picks the demonstrated action in %d of them, "+
 		"so %d states give %d preference pairs (rejected: %s); reference pass %s",
 		pairs.Examples, data.Episodes, data.Forced, pairs.Agree, len(pairs.States), pairs.Pairs, r.DPO.Rejected, time.Since(t).Round(time.Millisecond))
+	if pairs.TooMany > 0 {
+		r.logf("dpo: %d steps with more actions than the largest batch bucket were left out", pairs.TooMany)
+	}
 	job, err := NewDPOJob(s.pcfg, pairs, r.DPO, uint64(r.Seed))
 	if err != nil {
 		return nil, err

@@ -43,7 +43,7 @@ type RolloutConfig struct {
 	// SearchChoice lets the choice model pick the search query (see the file comment).
 	SearchChoice bool
 	// Query proposes the searches (nil: features.KeywordQuery{}).
-	Query features.QueryProposer
+	Query features.QueryProposer `json:"-"`
 	// MaxSteps is the environment's step cap (0: 100, WebShop's).
 	MaxSteps int
 	// AgentMaxSteps and MaxItemActions are the agent's safety caps (0: PolicyAgent's

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -57,7 +58,7 @@ type RunOptions struct {
 	Keep            int
 	// Log receives progress (nil: silent); LogEvery writes a line every this many steps
 	// (0: 10% of the run); ProgressBar draws a bar on Log.
-	Log         io.Writer
+	Log         io.Writer `json:"-"`
 	LogEvery    int64
 	ProgressBar bool
 	// TimeBudget stops training after this much training time (0: none); Deadline stops
@@ -66,7 +67,7 @@ type RunOptions struct {
 	TimeBudget time.Duration
 	Deadline   time.Time
 	// AfterCheckpoint is called with every checkpoint directory (an export, say).
-	AfterCheckpoint func(dir string) error
+	AfterCheckpoint func(dir string) error `json:"-"`
 	// Info is added to the checkpoints' provenance.
 	Info map[string]any
 }
@@ -101,6 +102,7 @@ func (o RunOptions) validate() error {
 // config turns the options into the trainer's Config for a policy configuration,
 // tokenizer and step count.
 func (o RunOptions) config(pcfg features.PolicyConfig, tok *features.Tokenizer, steps int64) (Config, error) {
+	InstallFastDotGradients()
 	be, err := models.NewBackend(o.Backend)
 	if err != nil {
 		return Config{}, err
@@ -169,8 +171,14 @@ func (r *RunResult) Summary() RunSummary {
 	if r.Interrupted {
 		status = "interrupted"
 	}
+	metrics := map[string]float64{}
+	for k, v := range r.LastMetrics {
+		if !math.IsNaN(v) && !math.IsInf(v, 0) { // a run stopped before its first update has none
+			metrics[k] = v
+		}
+	}
 	return RunSummary{Job: r.Job, Status: status, Step: r.Step, StartStep: r.StartStep, ElapsedS: r.Elapsed.Seconds(),
-		WallS: r.Wall.Seconds(), LastLoss: jsonFloat(r.LastLoss), MeanLoss: jsonFloat(r.MeanLoss), Metrics: r.LastMetrics,
+		WallS: r.Wall.Seconds(), LastLoss: jsonFloat(r.LastLoss), MeanLoss: jsonFloat(r.MeanLoss), Metrics: metrics,
 		Checkpoint: r.Checkpoint, Budget: r.BudgetReached, Info: r.Info}
 }
 

@@ -218,6 +218,9 @@ func Run(ctx stdctx.Context, cfg Config, job Job) (*Result, error) {
 		if ck.Meta.Policy.Bert != cfg.Policy.Bert {
 			return nil, fmt.Errorf("train: resume: %s has model %+v, the run asks for %+v", ck.Dir, ck.Meta.Policy.Bert, cfg.Policy.Bert)
 		}
+		if ck.Meta.Policy.ChoiceModel() != cfg.Policy.ChoiceModel() {
+			return nil, fmt.Errorf("train: resume: %s has the %s choice model, the run asks for %s", ck.Dir, ck.Meta.Policy.ChoiceModel(), cfg.Policy.ChoiceModel())
+		}
 		if ck.Optimizer == nil {
 			return nil, fmt.Errorf("train: resume: %s has no optimizer state", ck.Dir)
 		}
@@ -290,7 +293,9 @@ func Run(ctx stdctx.Context, cfg Config, job Job) (*Result, error) {
 		for k, v := range cfg.Info {
 			info[k] = v
 		}
-		info["loss"] = last
+		if !math.IsNaN(last) && !math.IsInf(last, 0) {
+			info["loss"] = last // a run stopped before its first update has no loss
+		}
 		meta := models.CheckpointMeta{Job: job.Name(), Step: step, Policy: cfg.Policy, Info: info}
 		dir := filepath.Join(cfg.RunDir, models.CheckpointsDir, models.CheckpointDirName(step))
 		if _, err := os.Stat(dir); err == nil {

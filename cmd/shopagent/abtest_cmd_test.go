@@ -58,17 +58,16 @@ func TestAbtestCmd(t *testing.T) {
 	}
 }
 
-// TestExperimentPaper runs the paper experiment end to end with the rule and IL methods
-// on the tiny test shop and tiny budgets, checks its outputs, and checks that a rerun
-// resumes (skips every stage).
+// TestExperimentPaper runs the paper experiment from the command line with the rule, IL
+// and DPO methods on the tiny test shop and tiny budgets, checks its outputs, and checks
+// that a rerun resumes (skips every stage).
 func TestExperimentPaper(t *testing.T) {
 	shop := testShopDir(t)
 	dir := filepath.Join(t.TempDir(), "paper")
-	args := []string{"experiment", "paper", "--data", shop, "--out", dir, "--methods", "rule,il", "--seeds", "2",
-		"--pretrain-steps", "2", "--il-steps", "3", "--demos", "20", "--episodes", "8", "--runs", "2",
-		"--demo-counts", "4,8", "--eval-first", "3",
-		"--pretrain-args", "--batch 4 --max-len 32 --vocab-size 2000",
-		"--il-args", "--batch 4 --max-state-len 64 --max-action-len 16"}
+	args := []string{"experiment", "paper", "--data", shop, "--out", dir, "--methods", "rule,il,dpo", "--seeds", "2",
+		"--pretrain-steps", "2", "--il-steps", "3", "--demos", "20", "--dpo-episodes", "5", "--budget", "2s",
+		"--sweep", "", "--thompson-episodes", "8", "--thompson-runs", "2", "--eval-goals", "3",
+		"--batch", "4", "--max-len", "32", "--vocab-size", "2000", "--max-state-len", "64"}
 	out, err := run(t, "", args...)
 	if err != nil {
 		t.Fatalf("experiment: %v\n%s", err, out)
@@ -77,21 +76,24 @@ func TestExperimentPaper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Methods) != 2 || res.Methods[0].Method != "rule" || len(res.Methods[1].Seeds) != 2 {
+	if len(res.Methods) != 3 || res.Methods[0].Method != "rule" || len(res.Methods[1].Seeds) != 2 || len(res.Methods[2].Seeds) != 2 {
 		t.Fatalf("methods %+v", res.Methods)
 	}
-	il := res.Methods[1]
-	if il.Seeds[0].Episodes != 3 || il.Seeds[1].Run != filepath.Join(dir, "runs", "il-s2") || !il.InThompson || il.TrainWallS <= 0 {
+	il, dpo := res.Methods[1], res.Methods[2]
+	if il.Seeds[0].Eval.Episodes != 3 || !strings.HasSuffix(il.Seeds[1].Run, filepath.Join("runs", "il-s2")) || !il.InThompson || il.TrainWallS <= 0 {
 		t.Errorf("il %+v", il)
 	}
-	if res.Thompson == nil || res.Thompson.TotalEpisodes != 16 || len(res.DataEfficiency) != 2 || res.DataEfficiency[1].Error != "" {
-		t.Errorf("thompson %+v, curve %+v", res.Thompson, res.DataEfficiency)
+	if dpo.BudgetS != 2 || dpo.StageWallS < 2 || dpo.Published == nil || dpo.Published.Success != 19 {
+		t.Errorf("dpo %+v", dpo)
+	}
+	if res.Thompson == nil || res.Thompson.TotalEpisodes != 16 {
+		t.Errorf("thompson %+v", res.Thompson)
 	}
 	md, err := os.ReadFile(filepath.Join(dir, experiment.ResultsMarkdown))
-	if err != nil || !strings.Contains(string(md), "| IL | 2 |") || !strings.Contains(string(md), "| Rule | 1 |") {
+	if err != nil || !strings.Contains(string(md), "| IL | 2 |") || !strings.Contains(string(md), "| Rule (search the instruction, first result, buy) | 1 |") {
 		t.Errorf("results.md: %v\n%s", err, md)
 	}
-	for _, p := range []string{experiment.ScoresPlot, experiment.DataEfficiencyPlot, filepath.Join(experiment.ThompsonDir, abtest.PlotFile)} {
+	for _, p := range []string{experiment.ScoresPlot, filepath.Join(experiment.ThompsonDir, abtest.PlotFile)} {
 		f, err := os.Open(filepath.Join(dir, p))
 		if err != nil {
 			t.Fatal(err)
@@ -113,7 +115,7 @@ func TestExperimentPaper(t *testing.T) {
 	if err != nil || again.Methods[1].ScoreMean != il.ScoreMean {
 		t.Fatalf("rerun results: %v", err)
 	}
-	if n := strings.Count(out, "done before"); n != len(again.Stages) || n < 10 || strings.Contains(out, " shopagent ") {
+	if n := strings.Count(out, "done before"); n != len(again.Stages) || n < 10 || strings.Contains(out, "started") {
 		t.Errorf("rerun skipped %d of %d stages:\n%s", n, len(again.Stages), out)
 	}
 	if _, err := run(t, "", "experiment", "paper", "--methods", "rule"); err == nil || !strings.Contains(err.Error(), "--out is required") {

@@ -202,21 +202,30 @@ func newDatasetsDemosCmd() *cobra.Command {
 	var sf shopFlags
 	var split, out, obs string
 	var n, workers, maxSteps int
-	var noise, readProb float64
 	var demoSeed uint64
+	ecfg := datasets.DefaultExpertConfig()
 	cmd := &cobra.Command{
 		Use:   "demos --split train --n N --out expert.parquet",
 		Short: "Generate expert demonstrations on a shop (source expert)",
 		Long: `A scripted expert that knows each goal (product, attributes, options, price
-cap) but acts only through the shop's pages like any agent: it searches with a
-short human-like query made from the instruction, scans up to 5 result pages
-for the goal product, searches again with more specific queries (up to 3
-searches), otherwise buys the best-looking result; on the product page it
-sometimes reads the description or features, clicks the goal's options and
-buys. --noise makes it take a random click with that probability at each step
-(and recover). Episodes cycle over the split's goals; the output is the same
-for the same flags whatever --workers. Rows are labelled source "expert",
-policy "expert".`,
+cap) but acts only through the shop's pages like any agent. Its first search
+types a real person's query for the instruction when WebShop's
+goal_query_map.json (embedded) has one, with probability --human-query-prob,
+otherwise a short query in their style (the product and one or two attributes
+or options). It scans up to --max-pages result pages for the goal product,
+searches again with more specific queries (up to --max-searches searches),
+otherwise buys the best-looking result; on the product page it clicks the
+goal's options and buys. On the way it makes people's detours at the given
+rates, at most --max-detours an episode: it opens other results and goes back
+(--open-other-prob, per results page), looks at the next page when the goal
+product shows (--page-ahead-prob), searches again with a reformulated query
+after its first results page (--reformulate-prob), and reads the description
+or features of a product it opens (--read-prob). Setting the four to 0 gives
+the direct expert. --noise makes it take a random click with that probability
+at each step (and recover). Episodes cycle over the split's goals; the output
+is the same for the same flags whatever --workers. Rows are labelled source
+"expert", policy "expert"; a search row used a human query when its query is
+among the instruction's in goal_query_map.json.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
@@ -226,8 +235,24 @@ policy "expert".`,
 			if err != nil {
 				return err
 			}
-			if noise < 0 || noise > 1 || readProb < 0 || readProb > 1 {
-				return fmt.Errorf("--noise and --read-prob must be in [0, 1]")
+			for _, p := range []struct {
+				name string
+				v    float64
+			}{
+				{"--noise", ecfg.Noise}, {"--read-prob", ecfg.ReadProb}, {"--open-other-prob", ecfg.OpenOtherProb},
+				{"--page-ahead-prob", ecfg.PageAheadProb}, {"--reformulate-prob", ecfg.ReformulateProb},
+				{"--human-query-prob", ecfg.HumanQueryProb},
+			} {
+				if p.v < 0 || p.v > 1 {
+					return fmt.Errorf("%s must be in [0, 1], not %g", p.name, p.v)
+				}
+			}
+			if ecfg.MaxDetours < 0 || ecfg.MaxPages < 1 || ecfg.MaxSearches < 1 {
+				return fmt.Errorf("--max-detours must be at least 0, --max-pages and --max-searches at least 1")
+			}
+			cfg := ecfg
+			if cfg.MaxDetours == 0 {
+				cfg.OpenOtherProb, cfg.PageAheadProb, cfg.ReformulateProb = 0, 0, 0
 			}
 			shop, err := sf.open()
 			if err != nil {
@@ -245,12 +270,10 @@ policy "expert".`,
 			if episodes <= 0 {
 				episodes = len(goals)
 			}
-			ecfg := datasets.DefaultExpertConfig()
-			ecfg.Noise, ecfg.ReadProb = noise, readProb
 			bar := newEvalBar(episodes, "expert demos")
 			t := time.Now()
 			st, err := datasets.WriteDemos(shop, datasets.DemoConfig{
-				Goals: goals, GoalOffset: r[0], Episodes: episodes, Expert: ecfg,
+				Goals: goals, GoalOffset: r[0], Episodes: episodes, Expert: cfg,
 				Seed: demoSeed, Workers: workers,
 				Env:      env.Config{Mode: mode, MaxSteps: maxSteps},
 				Progress: func(int) { _ = bar.Add(1) },
@@ -259,24 +282,49 @@ policy "expert".`,
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "expert on %s (%d goals, %d episodes, noise %g): success rate %.2f%%, mean reward %.4f (score %.2f), mean steps %.2f\n",
-				split, len(goals), st.Episodes, noise, st.SuccessRate, st.MeanReward, 100*st.MeanReward, st.MeanSteps)
-			fmt.Fprintf(w, "bought the goal product in %d episodes, %d searches, %d random actions, %d truncated\n",
-				st.BoughtGoal, st.Searches, st.RandomActions, st.Truncated)
-			fmt.Fprintf(w, "wrote %d steps to %s (%s)\n", st.Steps, out, time.Since(t).Round(time.Millisecond))
-			return nil
+			return printDemoStats(cmd.OutOrStdout(), split, len(goals), cfg.Noise, st, out, time.Since(t))
 		},
 	}
 	sf.register(cmd)
-	cmd.Flags().StringVar(&split, "split", "train", "goal split: test, dev, train or all")
-	cmd.Flags().IntVar(&n, "n", 0, "episodes to generate, cycling over the split's goals (0 = one per goal)")
-	cmd.Flags().StringVar(&out, "out", "", "trajectory file to write (.parquet)")
-	cmd.Flags().Float64Var(&noise, "noise", 0, "probability of a random click at each step")
-	cmd.Flags().Float64Var(&readProb, "read-prob", datasets.DefaultExpertConfig().ReadProb, "probability of reading the description or features of the product")
-	cmd.Flags().Uint64Var(&demoSeed, "demo-seed", 1, "seed of the expert's queries and choices (--seed is the shop's price seed)")
-	cmd.Flags().IntVar(&workers, "workers", 0, "parallel episodes (0 = GOMAXPROCS)")
-	cmd.Flags().StringVar(&obs, "obs", "text", "observation mode stored in the rows: text or text_rich")
-	cmd.Flags().IntVar(&maxSteps, "max-steps", 100, "step cap per episode (reward 0 when reached)")
+	f := cmd.Flags()
+	f.StringVar(&split, "split", "train", "goal split: test, dev, train or all")
+	f.IntVar(&n, "n", 0, "episodes to generate, cycling over the split's goals (0 = one per goal)")
+	f.StringVar(&out, "out", "", "trajectory file to write (.parquet)")
+	f.Float64Var(&ecfg.Noise, "noise", ecfg.Noise, "probability of a random click at each step")
+	f.Float64Var(&ecfg.ReadProb, "read-prob", ecfg.ReadProb, "probability of reading the description or features of a product the expert opens")
+	f.Float64Var(&ecfg.OpenOtherProb, "open-other-prob", ecfg.OpenOtherProb, "detour: probability, per results page viewed, of opening another result first and going back")
+	f.Float64Var(&ecfg.PageAheadProb, "page-ahead-prob", ecfg.PageAheadProb, "detour: probability of looking at the next page when the goal product shows (once per search)")
+	f.Float64Var(&ecfg.ReformulateProb, "reformulate-prob", ecfg.ReformulateProb, "detour: probability of searching again with a reformulated query after the first results page")
+	f.IntVar(&ecfg.MaxDetours, "max-detours", ecfg.MaxDetours, "most detours per episode (0 = none)")
+	f.IntVar(&ecfg.MaxPages, "max-pages", ecfg.MaxPages, "result pages scanned per search")
+	f.IntVar(&ecfg.MaxSearches, "max-searches", ecfg.MaxSearches, "searches (reformulations aside) before buying the best-looking result")
+	f.Float64Var(&ecfg.HumanQueryProb, "human-query-prob", ecfg.HumanQueryProb, "probability of searching first with a real person's query for the instruction when WebShop's goal_query_map.json has one")
+	f.Uint64Var(&demoSeed, "demo-seed", 1, "seed of the expert's queries and choices (--seed is the shop's price seed)")
+	f.IntVar(&workers, "workers", 0, "parallel episodes (0 = GOMAXPROCS)")
+	f.StringVar(&obs, "obs", "text", "observation mode stored in the rows: text or text_rich")
+	f.IntVar(&maxSteps, "max-steps", 100, "step cap per episode (reward 0 when reached)")
 	return cmd
+}
+
+// printDemoStats prints what datasets demos generated.
+func printDemoStats(w io.Writer, split string, goals int, noise float64, st datasets.DemoStats, out string, took time.Duration) error {
+	per := func(n int) float64 {
+		if st.Episodes == 0 {
+			return 0
+		}
+		return float64(n) / float64(st.Episodes)
+	}
+	pct := func(n int) float64 { return 100 * per(n) }
+	fmt.Fprintf(w, "expert on %s (%d goals, %d episodes, noise %g): success rate %.2f%%, mean reward %.4f (score %.2f), mean steps %.2f\n",
+		split, goals, st.Episodes, noise, st.SuccessRate, st.MeanReward, 100*st.MeanReward, st.MeanSteps)
+	fmt.Fprintf(w, "bought the goal product in %d episodes, %d searches, %d random actions, %d truncated\n",
+		st.BoughtGoal, st.Searches, st.RandomActions, st.Truncated)
+	fmt.Fprintf(w, "first query: a human query in %d episodes (%.1f%%), a shortened one in the others; %.2f words on average\n",
+		st.HumanQueries, pct(st.HumanQueries), st.MeanQueryWords)
+	fmt.Fprintf(w, "per episode: %.2f searches, %.2f results pages viewed (at most %d), %.2f products opened (at most %d), %.2f reads\n",
+		per(st.Searches), per(st.ResultsViews), st.MaxResultsViews, per(st.ItemsOpened), st.MaxItemsOpened, per(st.Reads))
+	fmt.Fprintf(w, "detours: %d other results opened, %d next pages looked at, %d reformulated searches\n",
+		st.OpenedOthers, st.PagesAhead, st.Reformulations)
+	_, err := fmt.Fprintf(w, "wrote %d steps to %s (%s)\n", st.Steps, out, took.Round(time.Millisecond))
+	return err
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,5 +110,64 @@ func TestDatasetsCLI(t *testing.T) {
 	}
 	if _, err := runDatasets(t, "demos", "--data", shopDir, "--out", demos, "--split", "nope"); err == nil {
 		t.Error("demos with a bad --split succeeded")
+	}
+	for _, flag := range []string{"--open-other-prob", "--page-ahead-prob", "--reformulate-prob", "--read-prob", "--human-query-prob"} {
+		if _, err := runDatasets(t, "demos", "--data", shopDir, "--out", demos, flag, "1.5"); err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("demos with %s 1.5: %v", flag, err)
+		}
+	}
+}
+
+// TestDatasetsDemosExpertFlags checks the expert's flags: its statistics by
+// default (human first queries, detours), and the direct expert without
+// human queries and detours.
+func TestDatasetsDemosExpertFlags(t *testing.T) {
+	shopDir := fixtureShopDir(t)
+	out := filepath.Join(t.TempDir(), "demos.parquet")
+	text, err := runDatasets(t, "demos", "--data", shopDir, "--split", "train", "--n", "40", "--out", out)
+	if err != nil {
+		t.Fatalf("demos: %v\n%s", err, text)
+	}
+	var human int
+	var pct, mean float64
+	if _, err := fmt.Sscanf(text[strings.Index(text, "first query:"):], "first query: a human query in %d episodes (%f%%), a shortened one in the others; %f words",
+		&human, &pct, &mean); err != nil || human == 0 || mean < 2 {
+		t.Fatalf("demos output (%v):\n%s", err, text)
+	}
+	if strings.Contains(text, "detours: 0 other results opened, 0 next pages looked at, 0 reformulated searches") || !strings.Contains(text, "per episode:") {
+		t.Errorf("no detours by default:\n%s", text)
+	}
+	text, err = runDatasets(t, "demos", "--data", shopDir, "--split", "train", "--n", "40", "--out", out,
+		"--human-query-prob", "0", "--max-detours", "0", "--read-prob", "0")
+	if err != nil {
+		t.Fatalf("demos: %v\n%s", err, text)
+	}
+	for _, want := range []string{"a human query in 0 episodes", "detours: 0 other results opened, 0 next pages looked at, 0 reformulated searches",
+		"success rate", "0.00 reads"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("direct expert: output lacks %q:\n%s", want, text)
+		}
+	}
+	steps, err := datasets.ReadSteps(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The direct expert opens one product per episode and reads nothing.
+	opened := map[string]int{}
+	for _, s := range steps {
+		if s.Action == "click[description]" || s.Action == "click[features]" {
+			t.Errorf("direct expert read: %+v", s)
+		}
+		if datasets.ClassifyAction(s.Action) == datasets.ActionClickASIN {
+			opened[s.EpisodeID]++
+		}
+	}
+	if len(opened) != 40 {
+		t.Errorf("%d episodes opened a product, want 40", len(opened))
+	}
+	for id, n := range opened {
+		if n != 1 {
+			t.Errorf("%s opened %d products", id, n)
+		}
 	}
 }

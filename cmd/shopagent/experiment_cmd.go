@@ -1,19 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"shopagent/env/shopgen"
 	"shopagent/experiment"
 	"shopagent/features"
-	"shopagent/models"
 )
 
 func newExperimentCmd() *cobra.Command {
@@ -25,40 +21,40 @@ func newExperimentCmd() *cobra.Command {
 	return cmd
 }
 
-// cliRunner runs a shopagent command line in process, as a user would type it.
-func cliRunner(ctx context.Context, out io.Writer, args []string) error {
-	root := newRootCmd()
-	root.SetArgs(args)
-	root.SetOut(out)
-	root.SetErr(out)
-	root.SetIn(strings.NewReader(""))
-	return root.ExecuteContext(ctx)
-}
-
 func newExperimentPaperCmd() *cobra.Command {
-	var cfg experiment.Config
-	var methods, counts, pretrainArgs, ilArgs, rlArgs, evalArgs string
-	gen := shopgen.DefaultConfig()
+	cfg := experiment.DefaultConfig()
+	var methods, sweep string
+	var batch, maxState int
 	cmd := &cobra.Command{
-		Use:   "paper --out DIR [--methods rule,il,pg,ppo,dpo,dpo-gen] [--seeds 3] [--budget 2m]",
-		Short: "Reproduce the paper's comparison: rule, IL, IL+PG, IL+PPO, IL+DPO (demos and generated)",
-		Long: `Runs the whole comparison through shopagent's own commands, as a user would:
-env generate (the built-in shop, unless --data), datasets demos --split train,
-train pretrain, then per seed train il, train pg / ppo / dpo (on the expert
-demonstrations) and train generate + train dpo (on --gen-keep generated
-successful trajectories), every RL run with the same wall-clock --budget from
-the seed's IL model; each model is evaluated on every test goal (eval) and
-seed 1's models meet in a Thompson-sampling A/B test (abtest, one arm per
-method). A data-efficiency curve trains IL (seed 1) on --demo-counts expert
-demonstrations each.
+		Use:   "paper --out DIR [--methods ...] [--seeds 3] [--budget 4m]",
+		Short: "The paper's comparison with a fair protocol: rule, IL, IL continued, IL+PG, IL+PPO, IL+DPO, self-generation",
+		Long: `Runs the whole comparison in process on the calibrated built-in shop (generated
+into OUT/shop unless --data), with the typed training functions:
 
-Writes to --out: results.md (method, score and success rate mean ± sd over
-seeds, steps, training wall time, Thompson P(best) and traffic share),
-results.json, scores.png (bars with sd error bars), thompson/ (the abtest
-outputs and abtest.png), data_efficiency.png, and every stage's log in logs/.
-A rerun with the same --out skips the stages that finished (an interrupted
-experiment resumes). A method whose command fails or is missing from the
-build is reported as skipped.`,
+  shop, expert demonstrations (one per train goal), masked-LM pretraining;
+  a dev-split sweep (--sweep): each trial trains from seed 1's IL policy for
+    --budget with a training seed of its own (101) and is scored on
+    --sweep-goals dev goals; each method keeps its best trial (dpo's also
+    serves dpo-gen, self-gen and dpo-webshop);
+  per seed: IL; from it, each for the same --budget of wall clock measured
+    from the start of its stage (reference passes and generation included):
+    il-cont (IL continued on the demonstrations: the control for longer
+    supervised training), pg, ppo, dpo (expert demonstrations), dpo-gen
+    (generate from IL on the train goals, keep --gen-keep successes, DPO on
+    them); self-gen: --rounds generation rounds, each from the previous
+    round's policy, which is also DPO's reference; il-webshop and dpo-webshop:
+    IL and DPO with WebShop's choice model (no exact-match, match-fraction or
+    rank priors);
+  every model evaluated once, greedily, on the test goals (all of them unless
+    --eval-goals); seed 1's models meet in a Thompson-sampling A/B test
+    (--thompson-episodes x --thompson-runs).
+
+Writes to --out: results.json (configuration, every seed's figures, the sweep,
+the rounds, the A/B report), results.md, scores.png (every seed a dot),
+rounds.png, thompson/, stages/ (one record per stage: configuration, wall
+clock, budget, result) and logs/. A rerun with the same --out skips the stages
+that finished; a budgeted stage cut short is redone, IL and pretraining resume
+from their last checkpoint.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.Out == "" {
@@ -68,17 +64,20 @@ build is reported as skipped.`,
 			if cfg.Methods, err = experiment.ParseMethods(methods); err != nil {
 				return err
 			}
-			if cfg.DemoCounts, err = experiment.ParseCounts(counts); err != nil {
-				return fmt.Errorf("--demo-counts: %w", err)
+			if cfg.Sweep, err = experiment.ParseSweep(sweep); err != nil {
+				return fmt.Errorf("--sweep: %w", err)
 			}
-			cfg.ShopGoals, cfg.Products, cfg.GenSeed = gen.Goals, gen.Products, gen.Seed
-			cfg.PretrainArgs, cfg.ILArgs = strings.Fields(pretrainArgs), strings.Fields(ilArgs)
-			cfg.RLArgs, cfg.EvalArgs = strings.Fields(rlArgs), strings.Fields(evalArgs)
+			if batch > 0 {
+				cfg.Pretrain.Batch, cfg.IL.Batch, cfg.ILCont.Batch, cfg.PG.Batch, cfg.PPO.Batch, cfg.DPO.Batch = batch, batch, batch, batch, batch, batch
+			}
+			if maxState > 0 {
+				cfg.IL.MaxStateLen, cfg.ILCont.MaxStateLen = maxState, maxState
+			}
 			cfg.Log = cmd.ErrOrStderr()
 			ctx, cancel := signalContext(cmd.Context())
 			defer cancel()
 			t := time.Now()
-			res, err := experiment.Run(ctx, cfg, cliRunner)
+			res, err := experiment.Run(ctx, cfg)
 			if err != nil {
 				return err
 			}
@@ -88,7 +87,7 @@ build is reported as skipped.`,
 				experiment.ResultsMarkdown, experiment.ResultsJSON, experiment.ScoresPlot)
 			for _, m := range res.Methods {
 				if len(m.Failures) > 0 {
-					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %d seed(s) skipped (see %s)\n", m.Label, len(m.Failures), filepath.Join(cfg.Out, "logs"))
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %d seed(s) failed (see %s)\n", m.Label, len(m.Failures), filepath.Join(cfg.Out, "logs"))
 				}
 			}
 			return nil
@@ -96,28 +95,31 @@ build is reported as skipped.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Out, "out", "", "output directory (required; a rerun with the same directory resumes)")
-	f.StringVar(&cfg.Data, "data", "", "WebShop data directory (empty: generate the built-in shop into OUT/shop)")
-	f.StringVar(&gen.Goals, "shop-goals", gen.Goals, "WebShop goals of the built-in shop: N, all or index ranges")
-	f.IntVar(&gen.Products, "products", gen.Products, "products of the built-in shop (0: 10 per goal)")
-	f.Int64Var(&gen.Seed, "gen-seed", gen.Seed, "generator seed of the built-in shop")
+	f.StringVar(&cfg.Data, "data", "", "shop directory (empty: generate the calibrated built-in shop into OUT/shop)")
+	f.StringVar(&cfg.Shop.Goals, "shop-goals", cfg.Shop.Goals, "WebShop goals of the built-in shop: N, all or index ranges")
+	f.IntVar(&cfg.Shop.Products, "products", cfg.Shop.Products, "products of the built-in shop (0: 10 per goal)")
+	f.Int64Var(&cfg.Shop.Seed, "gen-seed", cfg.Shop.Seed, "generator seed of the built-in shop")
 	f.StringVar(&methods, "methods", strings.Join(experiment.AllMethods, ","), "methods to compare: "+strings.Join(experiment.AllMethods, ", "))
-	f.IntVar(&cfg.Seeds, "seeds", 3, "training seeds per method")
-	f.DurationVar(&cfg.Budget, "budget", 2*time.Minute, "wall clock of every RL run (pg, ppo, dpo, dpo-gen), the same for all")
-	f.IntVar(&cfg.RLSteps, "rl-steps", 0, "also cap the RL runs at N steps (0: the budget alone)")
-	f.IntVar(&cfg.PretrainSteps, "pretrain-steps", 300, "masked-LM pretraining steps")
-	f.IntVar(&cfg.ILSteps, "il-steps", 500, "IL steps per run")
-	f.StringVar(&cfg.Preset, "preset", "tiny", "encoder size: "+strings.Join(features.PresetNames, ", "))
-	f.IntVar(&cfg.Demos, "demos", 0, "expert demonstrations for IL and DPO (0: one per train goal)")
-	f.IntVar(&cfg.GenKeep, "gen-keep", 100, "generated successful trajectories for dpo-gen")
-	f.IntVar(&cfg.Episodes, "episodes", 1000, "Thompson-sampling episodes per run (0: skip the A/B test)")
-	f.IntVar(&cfg.Runs, "runs", 3, "Thompson-sampling runs")
-	f.Float64Var(&cfg.MinShare, "min-share", 0.02, "Thompson-sampling traffic floor per arm")
-	f.StringVar(&counts, "demo-counts", "10,30,100,300,1000", "demonstration counts of the IL data-efficiency curve (empty: skip)")
-	f.IntVar(&cfg.EvalFirst, "eval-first", 0, "evaluate on the first N test goals only (0: all)")
-	f.StringVar(&cfg.Backend, "backend", models.DefaultBackend, "GoMLX backend of every training and evaluation stage")
-	f.StringVar(&pretrainArgs, "pretrain-args", "", "extra arguments for train pretrain (e.g. \"--batch 16 --max-len 64\")")
-	f.StringVar(&ilArgs, "il-args", "", "extra arguments for train il (e.g. \"--batch 16 --max-state-len 256\")")
-	f.StringVar(&rlArgs, "rl-args", "", "extra arguments for train pg/ppo/dpo")
-	f.StringVar(&evalArgs, "eval-args", "", "extra arguments for eval")
+	f.IntVar(&cfg.Seeds, "seeds", cfg.Seeds, "training seeds per method")
+	f.DurationVar(&cfg.Budget, "budget", cfg.Budget, "wall clock of every fine-tuning stage (il-cont, pg, ppo, dpo, each generation round), from its start")
+	f.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "generation rounds (1 = dpo-gen only; self-gen adds rounds 2..N)")
+	f.IntVar(&cfg.Generate.Keep, "gen-keep", cfg.Generate.Keep, "successful episodes kept per generation round")
+	f.Float64Var(&cfg.GenShare, "gen-share", cfg.GenShare, "share of a generation round's budget its generation may use")
+	f.Int64Var(&cfg.Pretrain.Steps, "pretrain-steps", cfg.Pretrain.Steps, "masked-LM pretraining steps")
+	f.Int64Var(&cfg.IL.Steps, "il-steps", cfg.IL.Steps, "IL steps per run")
+	f.StringVar(&cfg.Pretrain.Preset, "preset", cfg.Pretrain.Preset, "encoder size: "+strings.Join(features.PresetNames, ", "))
+	f.IntVar(&cfg.Demos, "demos", cfg.Demos, "expert demonstrations (0: one per train goal)")
+	f.IntVar(&cfg.DPO.MaxEpisodes, "dpo-episodes", cfg.DPO.MaxEpisodes, "demonstration episodes DPO uses (0: all; its reference pass over them is inside its budget)")
+	f.IntVar(&batch, "batch", 0, "examples per update of every training stage (0: each job's default, 32)")
+	f.IntVar(&maxState, "max-state-len", 0, "longest state in tokens of IL and its continuation (0: the default, 512)")
+	f.IntVar(&cfg.Pretrain.VocabSize, "vocab-size", cfg.Pretrain.VocabSize, "size of the vocabulary learned in pretraining")
+	f.IntVar(&cfg.Pretrain.MaxLen, "max-len", cfg.Pretrain.MaxLen, "tokens per pretraining sequence")
+	f.StringVar(&sweep, "sweep", experiment.FormatSweep(cfg.Sweep), "dev-split trials: method:lr[:beta],... (empty: no sweep, the defaults as they are)")
+	f.IntVar(&cfg.SweepGoals, "sweep-goals", cfg.SweepGoals, "dev goals each sweep trial is scored on (0: all)")
+	f.IntVar(&cfg.Thompson.Episodes, "thompson-episodes", cfg.Thompson.Episodes, "Thompson-sampling episodes per run (0: skip the A/B test)")
+	f.IntVar(&cfg.Thompson.Runs, "thompson-runs", cfg.Thompson.Runs, "Thompson-sampling runs")
+	f.Float64Var(&cfg.Thompson.MinShare, "min-share", cfg.Thompson.MinShare, "Thompson-sampling traffic floor per arm")
+	f.IntVar(&cfg.EvalGoals, "eval-goals", 0, "evaluate on the first N test goals only (0: all)")
+	f.StringVar(&cfg.Backend, "backend", cfg.Backend, "GoMLX backend of every training and evaluation stage")
 	return cmd
 }

@@ -1,17 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"time"
 
-	"github.com/gomlx/gomlx/backends"
-	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/spf13/cobra"
 
-	"shopagent/datasets"
 	"shopagent/env"
-	"shopagent/features"
 	"shopagent/models"
 	"shopagent/train"
 )
@@ -55,70 +52,20 @@ func setFlagDefault(cmd *cobra.Command, name, value string) {
 	}
 }
 
-// rlSetup is what pg, ppo and dpo share: the initial policy, its configuration, the backend
-// and the training configuration that starts from it.
-type rlSetup struct {
-	ck   *models.Checkpoint
-	pcfg features.PolicyConfig
-	be   backends.Backend
-	cfg  train.Config
-	mode env.ObsMode
-}
-
-func (f *rlFlags) setup(cmd *cobra.Command) (*rlSetup, error) {
+// options maps the shared flags onto train.RunOptions, the time budget included.
+func (f *rlFlags) options(cmd *cobra.Command) (train.RunOptions, error) {
 	if f.init == "" {
-		return nil, fmt.Errorf("--init is required (the imitation policy's run directory or checkpoint)")
+		return train.RunOptions{}, fmt.Errorf("--init is required (the imitation policy's run directory or checkpoint)")
 	}
 	if err := f.tf.validate(); err != nil {
-		return nil, err
+		return train.RunOptions{}, err
 	}
 	if f.budget < 0 {
-		return nil, fmt.Errorf("--time-budget must not be negative")
+		return train.RunOptions{}, fmt.Errorf("--time-budget must not be negative")
 	}
-	train.InstallFastDotGradients()
-	ck, err := models.LoadCheckpoint(f.init, false)
-	if err != nil {
-		return nil, fmt.Errorf("--init: %w", err)
-	}
-	be, err := models.NewBackend(f.tf.backend)
-	if err != nil {
-		return nil, err
-	}
-	pcfg := ck.Meta.Policy
-	if f.tf.dropout >= 0 {
-		pcfg.Bert.Dropout = f.tf.dropout
-	}
-	mode := env.ObsTextRich
-	if pcfg.ObsMode != "" {
-		if mode, err = env.ParseObsMode(pcfg.ObsMode); err != nil {
-			return nil, fmt.Errorf("--init: %w", err)
-		}
-	}
-	cfg := f.tf.config(cmd, be, pcfg, ck.Tokenizer)
-	cfg.TimeBudget = f.budget
-	cfg.Info["init"] = ck.Dir
-	cfg.Info["init_job"] = ck.Meta.Job
-	cfg.Info["init_step"] = ck.Meta.Step
-	cfg.Init = func(c *mlctx.Context) error {
-		n, err := ck.LoadInto(c, models.PolicyScope+"/")
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "policy initialised from %s (job %s, step %d, %d variables)\n", ck.Dir, ck.Meta.Job, ck.Meta.Step, n)
-		return nil
-	}
-	return &rlSetup{ck: ck, pcfg: pcfg, be: be, cfg: cfg, mode: mode}, nil
-}
-
-// reference loads the frozen reference policy (the initial checkpoint). It is loaded again
-// from disk: the training context was initialised with s.ck's tensors, which the updates
-// overwrite, so the reference must not share them.
-func (s *rlSetup) reference() (*models.Policy, error) {
-	p, err := models.LoadPolicy(s.be, s.ck.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("--init: %w", err)
-	}
-	return p, nil
+	o := f.tf.options(cmd)
+	o.TimeBudget = f.budget
+	return o, nil
 }
 
 // rolloutFlags are the rollout flags of pg and ppo.
@@ -141,8 +88,9 @@ func (f *rolloutFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.agentSteps, "agent-max-steps", train.DefaultAgentMaxSteps, "the agent's own action budget per episode before it finishes (buys)")
 }
 
-func (f *rolloutFlags) config(mode env.ObsMode) train.RolloutConfig {
-	return train.RolloutConfig{Workers: f.workers, SearchChoice: f.searchChoice, ObsMode: mode, AgentMaxSteps: f.agentSteps}
+// config is the rollouts' agent (its observation mode follows the policy's).
+func (f *rolloutFlags) config() train.RolloutConfig {
+	return train.RolloutConfig{Workers: f.workers, SearchChoice: f.searchChoice, AgentMaxSteps: f.agentSteps}
 }
 
 func (f *rolloutFlags) open(sf *shopFlags) (*env.Shop, []env.Goal, error) {
@@ -175,15 +123,17 @@ func checkTrainSplit(flag, split string, allow bool) error {
 	return nil
 }
 
-func runRL(cmd *cobra.Command, name string, s *rlSetup, job train.Job) error {
+// runRL runs a fine-tuning job under a signal context and prints its outcome (the
+// trainer itself says when the time budget stopped it).
+func runRL(cmd *cobra.Command, run func(ctx context.Context) (*train.RunResult, error)) error {
 	ctx, cancel := signalContext(cmd.Context())
 	defer cancel()
-	res, err := train.Run(ctx, s.cfg, job)
+	res, err := run(ctx)
 	if err != nil {
 		return err
 	}
-	// The trainer itself says when the time budget stopped it.
-	return reportRun(cmd, name, res)
+	printRun(cmd, res)
+	return nil
 }
 
 func newTrainPGCmd() *cobra.Command {
@@ -193,10 +143,11 @@ func newTrainPGCmd() *cobra.Command {
 	var demos string
 	cmd := &cobra.Command{
 		Use:   "pg --init IL_RUN --out RUN_DIR",
-		Short: "Policy-gradient fine-tuning (WebShop's actor-critic) of an imitation policy",
-		Long: `Fine-tunes a choice policy in the simulator with WebShop's actor-critic: each
-step rolls out --episodes-per-step episodes on random goals of --goals (sampling
-from the current policy), then makes one update on their choices with
+		Short: "Policy-gradient fine-tuning (an actor-critic with Monte Carlo returns, after WebShop's) of an imitation policy",
+		Long: `Fine-tunes a choice policy in the simulator with an actor-critic after WebShop's
+(Monte Carlo returns where WebShop's uses 8-step bootstrapped ones; see docs/RL.md):
+each step rolls out --episodes-per-step whole episodes on random goals of --goals
+(sampling from the current policy), then makes one update on their choices with
 loss = -A log pi(a|s) + --value-coef (V - R)^2 - --entropy-coef H, returns with
 --gamma bootstrapped from the value when the step cap cuts an episode, advantage
 A = R - V, gradient clipping at --clip (10). --il-coef with --demos adds the
@@ -204,7 +155,7 @@ imitation loss on demonstrations. The run directory is a policy like IL's
 (shopagent eval --policy RUN_DIR). See docs/RL.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := rf.setup(cmd)
+			o, err := rf.options(cmd)
 			if err != nil {
 				return err
 			}
@@ -213,33 +164,9 @@ imitation loss on demonstrations. The run directory is a policy like IL's
 				return err
 			}
 			hp.EpisodesPerStep = ro.episodes
-			var il *train.ILJob
-			if hp.ILCoef > 0 {
-				if demos == "" {
-					return fmt.Errorf("--il-coef needs --demos")
-				}
-				data, err := train.LoadILData(demos, 0)
-				if err != nil {
-					return err
-				}
-				enc := make([]features.EncodedChoice, len(data.Examples))
-				for i, ex := range data.Examples {
-					enc[i] = features.EncodeChoice(s.ck.Tokenizer, s.pcfg, ex)
-				}
-				if il, err = train.NewILJob(s.pcfg, enc, rf.tf.batch, 0, uint64(rf.tf.seed)); err != nil {
-					return err
-				}
-				s.cfg.Info["demos"] = demos
-			}
-			job, err := train.NewPGJob(s.pcfg, s.ck.Tokenizer, shop, goals, hp, ro.config(s.mode), il, uint64(rf.tf.seed))
-			if err != nil {
-				return err
-			}
-			s.cfg.Info["hyperparameters"] = hp
-			s.cfg.Info["goals"] = ro.goals
-			fmt.Fprintf(cmd.ErrOrStderr(), "pg: preset %s, %d %s goals, %d episodes per step, up to %d steps (time budget %s)\n",
-				s.pcfg.Preset, len(goals), ro.goals, hp.EpisodesPerStep, rf.tf.steps, rf.budget)
-			return runRL(cmd, "pg", s, job)
+			r := train.PGRun{RunOptions: o, Init: rf.init, PG: hp, Rollout: ro.config(), Demos: demos}
+			r.Info["goals"] = ro.goals
+			return runRL(cmd, func(ctx context.Context) (*train.RunResult, error) { return train.RunPG(ctx, shop, goals, r) })
 		},
 	}
 	rf.register(cmd, 200, 32, 1e-4, 10)
@@ -267,12 +194,13 @@ func newTrainPPOCmd() *cobra.Command {
 A = R - V), then makes --ppo-epochs passes of --minibatches updates each with the
 clipped surrogate (--clip-eps), the value loss (--value-coef), the entropy bonus
 (--entropy-coef) and the KL divergence to the frozen initial policy (--kl-coef,
-reference log-probabilities computed at rollout time). --steps counts updates.
+reference log-probabilities computed at rollout time), a loss term unless
+--kl-in-reward puts it into the rewards per step, as InstructGPT does. --steps counts updates.
 The run directory is a policy like IL's (shopagent eval --policy RUN_DIR).
 See docs/RL.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := rf.setup(cmd)
+			o, err := rf.options(cmd)
 			if err != nil {
 				return err
 			}
@@ -281,24 +209,9 @@ See docs/RL.md.`,
 				return err
 			}
 			hp.EpisodesPerRollout = ro.episodes
-			var ref train.Scorer
-			if hp.KLCoef > 0 {
-				p, err := s.reference()
-				if err != nil {
-					return err
-				}
-				defer p.Close()
-				ref = p
-			}
-			job, err := train.NewPPOJob(s.pcfg, s.ck.Tokenizer, shop, goals, hp, ro.config(s.mode), ref, uint64(rf.tf.seed))
-			if err != nil {
-				return err
-			}
-			s.cfg.Info["hyperparameters"] = hp
-			s.cfg.Info["goals"] = ro.goals
-			fmt.Fprintf(cmd.ErrOrStderr(), "ppo: preset %s, %d %s goals, %d episodes per rollout, %d updates per rollout, up to %d steps (time budget %s)\n",
-				s.pcfg.Preset, len(goals), ro.goals, hp.EpisodesPerRollout, job.UpdatesPerRollout(), rf.tf.steps, rf.budget)
-			return runRL(cmd, "ppo", s, job)
+			r := train.PPORun{RunOptions: o, Init: rf.init, PPO: hp, Rollout: ro.config()}
+			r.Info["goals"] = ro.goals
+			return runRL(cmd, func(ctx context.Context) (*train.RunResult, error) { return train.RunPPO(ctx, shop, goals, r) })
 		},
 	}
 	rf.register(cmd, 400, 32, 1e-4, 1)
@@ -310,6 +223,7 @@ See docs/RL.md.`,
 	fl.Float64Var(&hp.ValueCoef, "value-coef", hp.ValueCoef, "weight of the value loss (c1)")
 	fl.Float64Var(&hp.EntropyCoef, "entropy-coef", hp.EntropyCoef, "weight of the entropy bonus (c2)")
 	fl.Float64Var(&hp.KLCoef, "kl-coef", hp.KLCoef, "weight of the KL divergence to the frozen initial policy (beta; 0: off)")
+	fl.BoolVar(&hp.KLInReward, "kl-in-reward", false, "apply beta as InstructGPT does, a per-step penalty beta (log pi_old - log pi_ref) of the action taken on the rewards, instead of the loss term")
 	fl.IntVar(&hp.Epochs, "ppo-epochs", hp.Epochs, "passes over each rollout (K)")
 	fl.IntVar(&hp.Minibatches, "minibatches", hp.Minibatches, "minibatches per pass")
 	fl.BoolVar(&hp.NormAdv, "norm-adv", hp.NormAdv, "normalise the advantages over each rollout")
@@ -321,7 +235,7 @@ func newTrainDPOCmd() *cobra.Command {
 	hp := train.DefaultDPOConfig()
 	var demos string
 	var minReward float64
-	var epochs int
+	var epochs, maxEpisodes int
 	cmd := &cobra.Command{
 		Use:   "dpo --init IL_RUN --demos FILE_OR_DIR --out RUN_DIR",
 		Short: "DPO on per-step preference pairs: demonstrated action vs the reference's",
@@ -338,50 +252,13 @@ directory is a policy like IL's (shopagent eval --policy RUN_DIR). See docs/RL.m
 			if demos == "" {
 				return fmt.Errorf("--demos is required")
 			}
-			if epochs > 0 {
-				rf.tf.steps = 1 // replaced below
-			}
-			s, err := rf.setup(cmd)
+			o, err := rf.options(cmd)
 			if err != nil {
 				return err
 			}
-			hp.Batch = rf.tf.batch
-			t := time.Now()
-			data, err := train.LoadILData(demos, minReward)
-			if err != nil {
-				return err
-			}
-			ref, err := s.reference()
-			if err != nil {
-				return err
-			}
-			defer ref.Close()
-			pairs, err := train.BuildDPOData(data.Examples, ref, s.ck.Tokenizer, s.pcfg, hp.Rejected)
-			if err != nil {
-				return err
-			}
-			if hp.Rejected == train.RejectedReference {
-				fmt.Fprintf(cmd.ErrOrStderr(), "dpo: %d click steps from %d episodes; the reference policy (--init) already picks the demonstrated action on %d of them, which give no pair; on the other %d its pick is the rejected action against the demonstrated one: %d preference pairs (%s)\n",
-					pairs.Examples, data.Episodes, pairs.Agree, len(pairs.States), pairs.Pairs, time.Since(t).Round(time.Millisecond))
-			} else {
-				fmt.Fprintf(cmd.ErrOrStderr(), "dpo: %d click steps from %d episodes; every other action of a step is rejected against the demonstrated one: %d preference pairs over %d steps (%s)\n",
-					pairs.Examples, data.Episodes, pairs.Pairs, len(pairs.States), time.Since(t).Round(time.Millisecond))
-			}
-			if pairs.TooMany > 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "dpo: %d steps with more actions than the largest batch bucket were left out\n", pairs.TooMany)
-			}
-			job, err := train.NewDPOJob(s.pcfg, pairs, hp, uint64(rf.tf.seed))
-			if err != nil {
-				return err
-			}
-			if epochs > 0 {
-				rf.tf.steps = int64(epochs * job.BatchesPerEpoch())
-				s.cfg.Steps = rf.tf.steps
-			}
-			s.cfg.Info["demos"] = demos
-			s.cfg.Info["hyperparameters"] = hp
-			s.cfg.Info["pairs"] = pairs.Pairs
-			return runRL(cmd, "dpo", s, job)
+			o.Epochs = epochs
+			r := train.DPORun{RunOptions: o, Init: rf.init, Demos: demos, MinReward: minReward, MaxEpisodes: maxEpisodes, DPO: hp}
+			return runRL(cmd, func(ctx context.Context) (*train.RunResult, error) { return train.RunDPO(ctx, r) })
 		},
 	}
 	rf.register(cmd, 300, 32, 5e-5, 1)
@@ -391,6 +268,7 @@ directory is a policy like IL's (shopagent eval --policy RUN_DIR). See docs/RL.m
 	fl.StringVar(&hp.Rejected, "rejected", hp.Rejected, "rejected actions: reference (the initial policy's greedy action where it differs) or all")
 	fl.Float64Var(&minReward, "min-reward", 0, "use only episodes with at least this final reward")
 	fl.IntVar(&epochs, "epochs", 0, "passes over the preference states (overrides --steps when > 0)")
+	fl.IntVar(&maxEpisodes, "max-episodes", 0, "use this many demonstration episodes, drawn at random with --seed (0: all; the reference pass scores every click step used)")
 	return cmd
 }
 
@@ -420,16 +298,6 @@ results page, sub-page -> back), as WebShop's paper suggests.`,
 			if err := checkTrainSplit("--split", split, allowTest); err != nil {
 				return err
 			}
-			train.InstallFastDotGradients()
-			be, err := models.NewBackend(backend)
-			if err != nil {
-				return err
-			}
-			pol, err := models.LoadPolicy(be, policy)
-			if err != nil {
-				return err
-			}
-			defer pol.Close()
 			shop, err := sf.open()
 			if err != nil {
 				return err
@@ -439,34 +307,24 @@ results page, sub-page -> back), as WebShop's paper suggests.`,
 				return err
 			}
 			r, _ := shop.Splits.Split(split)
-			mode := env.ObsTextRich
-			if pol.Config.ObsMode != "" {
-				if mode, err = env.ParseObsMode(pol.Config.ObsMode); err != nil {
-					return err
-				}
+			total := len(goals)
+			if maxEpisodes > 0 {
+				total = max(1, min(maxEpisodes, len(goals)))
 			}
-			w, err := datasets.Create(out, datasets.WriterOptions{})
-			if err != nil {
-				return err
-			}
-			name := fmt.Sprintf("%s-step%d", pol.Meta.Job, pol.Meta.Step)
-			bar := newEvalBar(max(1, min(maxEpisodes, len(goals))), "generate")
-			if maxEpisodes <= 0 {
-				bar = newEvalBar(len(goals), "generate")
-			}
-			t := time.Now()
-			st, err := train.Generate(shop, goals, pol, train.GenerateConfig{
+			bar := newEvalBar(total, "generate")
+			g := train.DefaultGenerateRun()
+			g.Policy, g.Backend, g.Out = policy, backend, out
+			g.Generate = train.GenerateConfig{
 				Keep: keep, MaxEpisodes: maxEpisodes, Seed: seed, PruneLoops: prune, Chunk: chunk,
-				Rollout:    train.RolloutConfig{Greedy: greedy, SearchChoice: searchChoice, ObsMode: mode, AgentMaxSteps: agentSteps},
-				PolicyName: name, GoalOffset: r[0],
+				Rollout:  train.RolloutConfig{Greedy: greedy, SearchChoice: searchChoice, AgentMaxSteps: agentSteps},
 				Progress: func(played, kept int) { _ = bar.Set(played) },
-			}, func(rows []datasets.Step) error { return w.Write(rows...) })
+			}
+			ctx, cancel := signalContext(cmd.Context())
+			defer cancel()
+			t := time.Now()
+			st, err := train.RunGenerate(ctx, shop, goals, r[0], g)
 			_ = bar.Finish()
 			if err != nil {
-				_ = w.Abort()
-				return err
-			}
-			if err := w.Close(); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "generate: %d episodes played (score %.2f, success rate %.2f%%), %d kept, %d steps written to %s (%d loop steps pruned) in %s\n",

@@ -2,17 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/gomlx/gomlx/backends"
-	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/spf13/cobra"
 
 	"shopagent/export"
@@ -110,20 +108,15 @@ func (f *trainFlags) validate() error {
 	return nil
 }
 
-func (f *trainFlags) config(cmd *cobra.Command, be backends.Backend, pcfg features.PolicyConfig, tok *features.Tokenizer) train.Config {
-	warm := int64(f.warmup)
-	if f.warmup < 1 {
-		warm = int64(f.warmup * float64(f.steps))
-	}
-	return train.Config{
-		RunDir: f.out, Steps: f.steps,
-		Schedule:        train.Schedule{Peak: f.lr, Warmup: warm, Decay: f.decay, MinRatio: f.minLR},
-		Optimizer:       train.OptimizerConfig{WeightDecay: f.weightDecay, ClipNorm: f.clip},
-		CheckpointEvery: f.checkpointEvery, Keep: f.keep, Resume: f.resume, Seed: f.seed,
-		Policy: pcfg, Tokenizer: tok, Backend: be, Shapes: f.shapes,
+// options maps the shared flags onto train.RunOptions.
+func (f *trainFlags) options(cmd *cobra.Command) train.RunOptions {
+	return train.RunOptions{
+		Out: f.out, Resume: f.resume, Backend: f.backend, Seed: f.seed, Steps: f.steps, Batch: f.batch,
+		LR: f.lr, Warmup: f.warmup, Decay: f.decay, MinLRRatio: f.minLR, WeightDecay: f.weightDecay, Clip: f.clip,
+		Dropout: f.dropout, CheckpointEvery: f.checkpointEvery, Keep: f.keep, Shapes: f.shapes,
 		Log: cmd.ErrOrStderr(), LogEvery: f.logEvery, ProgressBar: !f.noProgress,
-		Info:            map[string]any{"args": strings.Join(os.Args, " "), "seed": f.seed, "backend": f.backend},
 		AfterCheckpoint: f.afterCheckpoint(cmd),
+		Info:            map[string]any{"args": strings.Join(os.Args, " ")},
 	}
 }
 
@@ -175,105 +168,21 @@ when it has one, its size and its vocabulary.`,
 			if err := tf.validate(); err != nil {
 				return err
 			}
-			if maxLen < 16 || maxLen > 512 {
-				return fmt.Errorf("--max-len must be in [16, 512]")
-			}
-			train.InstallFastDotGradients()
 			shop, err := sf.open()
 			if err != nil {
 				return err
 			}
-			docs, err := train.ShopCorpus(shop, "train", "dev")
-			if err != nil {
-				return err
-			}
-			isTest := train.TestInstructions(shop)
-			for _, p := range extra {
-				more, dropped, err := train.ReadExtraText(p, isTest)
-				if err != nil {
-					return err
-				}
-				if dropped > 0 {
-					fmt.Fprintf(cmd.ErrOrStderr(), "--extra-text %s: left out %d test-split instructions (and their queries)\n", p, dropped)
-				}
-				docs = append(docs, more...)
-			}
-			var tok *features.Tokenizer
-			var initCk *models.Checkpoint
-			runVocab := filepath.Join(tf.out, models.CheckpointVocabFile)
-			switch {
-			case initPath != "":
-				if vocabPath != "" {
-					return fmt.Errorf("--init brings its own vocabulary; drop --vocab")
-				}
-				initCk, err = models.LoadCheckpoint(initPath, false)
-				if err != nil {
-					return fmt.Errorf("--init: %w", err)
-				}
-				tok = initCk.Tokenizer
-			case vocabPath != "":
-				tok, err = features.LoadVocab(vocabPath)
-			case tf.resume && fileExists(runVocab):
-				tok, err = features.LoadVocab(runVocab)
-			default:
-				t := time.Now()
-				tok, err = train.BuildCorpusVocab(docs, vocabSize)
-				if err == nil {
-					fmt.Fprintf(cmd.ErrOrStderr(), "vocabulary: %d tokens learned from %d documents in %s\n", tok.VocabSize(), len(docs), time.Since(t).Round(time.Millisecond))
-				}
-			}
-			if err != nil {
-				return err
-			}
-			pcfg, err := features.NewPolicyConfig(tf.preset, tok.VocabSize(), 0, 0)
-			if err != nil {
-				return err
-			}
-			if initCk != nil {
-				pcfg.Bert, pcfg.Preset = initCk.Meta.Policy.Bert, initCk.Meta.Policy.Preset
-				pcfg.MaxStateLen = min(pcfg.MaxStateLen, pcfg.Bert.MaxPositions)
-				pcfg.MaxActionLen = min(pcfg.MaxActionLen, pcfg.Bert.MaxPositions)
-				if maxLen > pcfg.Bert.MaxPositions {
-					return fmt.Errorf("--max-len %d exceeds the --init encoder's %d positions", maxLen, pcfg.Bert.MaxPositions)
-				}
-			}
-			if tf.dropout >= 0 {
-				pcfg.Bert.Dropout = tf.dropout
-			}
-			seqs := train.PackSequences(tok, docs, maxLen)
-			job, err := train.NewMLMJob(pcfg, tok, seqs, tf.batch, maxLen, uint64(tf.seed))
-			if err != nil {
-				return err
-			}
-			be, err := models.NewBackend(tf.backend)
-			if err != nil {
-				return err
-			}
-			cfg := tf.config(cmd, be, pcfg, tok)
-			cfg.Info["corpus_documents"] = len(docs)
-			cfg.Info["sequences"] = len(seqs)
-			cfg.Info["max_len"] = maxLen
-			cfg.Info["extra_text"] = extra
-			if initCk != nil {
-				cfg.Info["init"] = initCk.Dir
-				cfg.Init = func(c *mlctx.Context) error {
-					n, err := initCk.LoadInto(c, models.EncoderScope+"/", models.PolicyScope+"/cls/")
-					if err != nil {
-						return fmt.Errorf("--init %s: %w", initCk.Dir, err)
-					}
-					fmt.Fprintf(cmd.ErrOrStderr(), "initialised from %s (step %d, %d variables)\n", initCk.Dir, initCk.Meta.Step, n)
-					return nil
-				}
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "pretrain: preset %s (%d encoder parameters), %d sequences of %d tokens, %d steps of %d (%.1f epochs)\n",
-				pcfg.Preset, pcfg.Bert.NumParams(), len(seqs), maxLen, tf.steps, tf.batch, float64(tf.steps)/float64(job.BatchesPerEpoch()))
+			r := train.DefaultPretrainRun()
+			r.RunOptions = tf.options(cmd)
+			r.Preset, r.VocabPath, r.VocabSize, r.InitPath, r.MaxLen, r.ExtraText = tf.preset, vocabPath, vocabSize, initPath, maxLen, extra
 			ctx, cancel := signalContext(cmd.Context())
 			defer cancel()
-			res, err := train.Run(ctx, cfg, job)
+			res, err := train.RunPretrain(ctx, shop, r)
 			if err != nil {
 				return err
 			}
-			return reportRun(cmd, "pretrain", res)
+			printRun(cmd, res)
+			return nil
 		},
 	}
 	tf.register(cmd, 300, 32, 1e-3)
@@ -289,7 +198,7 @@ when it has one, its size and its vocabulary.`,
 func newTrainILCmd() *cobra.Command {
 	var tf trainFlags
 	var sf shopFlags
-	var demos, initPath, vocabPath string
+	var demos, initPath, vocabPath, model string
 	var maxState, maxAction, maxActions, devGoals, epochs int
 	var minReward float64
 	cmd := &cobra.Command{
@@ -307,103 +216,23 @@ the first N dev goals of the shop (shop flags) at the end.`,
 			if demos == "" {
 				return fmt.Errorf("--demos is required")
 			}
-			if epochs > 0 {
-				tf.steps = 1 // replaced below
-			}
 			if err := tf.validate(); err != nil {
 				return err
 			}
-			train.InstallFastDotGradients()
-			t := time.Now()
-			data, err := train.LoadILData(demos, minReward)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "demos: %d click steps from %d episodes (%d skipped, %s observations) in %s\n",
-				len(data.Examples), data.Episodes, data.Skipped, data.ObsMode, time.Since(t).Round(time.Millisecond))
-			var tok *features.Tokenizer
-			var initCk *models.Checkpoint
-			bert := features.BertConfig{}
-			switch {
-			case initPath != "":
-				initCk, err = models.LoadCheckpoint(initPath, false)
-				if err != nil {
-					return fmt.Errorf("--init: %w", err)
-				}
-				tok = initCk.Tokenizer
-				bert = initCk.Meta.Policy.Bert
-			case vocabPath != "":
-				tok, err = features.LoadVocab(vocabPath)
-			case tf.resume && fileExists(filepath.Join(tf.out, models.CheckpointVocabFile)):
-				tok, err = features.LoadVocab(filepath.Join(tf.out, models.CheckpointVocabFile))
-			default:
-				var docs []string
-				for _, ex := range data.Examples {
-					docs = append(docs, ex.State)
-					docs = append(docs, ex.Actions...)
-				}
-				tok, err = train.BuildCorpusVocab(docs, 8000)
-			}
-			if err != nil {
-				return err
-			}
-			pcfg, err := features.NewPolicyConfig(tf.preset, tok.VocabSize(), maxState, maxAction)
-			if err != nil {
-				return err
-			}
-			if initCk != nil {
-				pcfg.Bert, pcfg.Preset = bert, initCk.Meta.Policy.Preset
-				// The --init encoder's positions bound the lengths (an imported BERT has 512).
-				pcfg.MaxStateLen = min(pcfg.MaxStateLen, bert.MaxPositions)
-				pcfg.MaxActionLen = min(pcfg.MaxActionLen, bert.MaxPositions)
-			}
-			if tf.dropout >= 0 {
-				pcfg.Bert.Dropout = tf.dropout
-			}
-			pcfg.ObsMode = data.ObsMode
-			if err := pcfg.Validate(); err != nil {
-				return err
-			}
-			enc := make([]features.EncodedChoice, len(data.Examples))
-			for i, ex := range data.Examples {
-				enc[i] = features.EncodeChoice(tok, pcfg, ex)
-			}
-			job, err := train.NewILJob(pcfg, enc, tf.batch, maxActions, uint64(tf.seed))
-			if err != nil {
-				return err
-			}
-			if epochs > 0 {
-				tf.steps = int64(epochs * job.BatchesPerEpoch())
-			}
-			be, err := models.NewBackend(tf.backend)
-			if err != nil {
-				return err
-			}
-			cfg := tf.config(cmd, be, pcfg, tok)
-			cfg.Info["demos"] = demos
-			cfg.Info["examples"] = len(enc)
-			cfg.Info["episodes"] = data.Episodes
-			if initCk != nil {
-				cfg.Info["init"] = initCk.Dir
-				cfg.Init = func(c *mlctx.Context) error {
-					n, err := initCk.LoadInto(c, models.EncoderScope+"/")
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(cmd.ErrOrStderr(), "encoder initialised from %s (step %d, %d variables)\n", initCk.Dir, initCk.Meta.Step, n)
-					return nil
-				}
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "il: preset %s, %d examples, %d steps of %d (%.1f epochs)\n",
-				pcfg.Preset, len(enc), tf.steps, tf.batch, float64(tf.steps)/float64(job.BatchesPerEpoch()))
+			r := train.DefaultILRun()
+			r.RunOptions = tf.options(cmd)
+			r.Epochs = epochs
+			r.Demos, r.MinReward, r.InitPath, r.VocabPath = demos, minReward, initPath, vocabPath
+			r.Preset, r.MaxStateLen, r.MaxActionLen, r.MaxActions, r.Model = tf.preset, maxState, maxAction, maxActions, model
 			ctx, cancel := signalContext(cmd.Context())
 			defer cancel()
-			res, err := train.Run(ctx, cfg, job)
+			res, err := train.RunIL(ctx, r)
 			if err != nil {
 				return err
 			}
-			if err := reportRun(cmd, "il", res); err != nil || res.Interrupted || devGoals <= 0 {
-				return err
+			printRun(cmd, res)
+			if res.Interrupted || devGoals <= 0 {
+				return nil
 			}
 			shop, err := sf.open()
 			if err != nil {
@@ -414,6 +243,10 @@ the first N dev goals of the shop (shop flags) at the end.`,
 				return err
 			}
 			goals = goals[:min(devGoals, len(goals))]
+			be, err := models.NewBackend(tf.backend)
+			if err != nil {
+				return err
+			}
 			pol, err := models.LoadPolicy(be, res.Checkpoint)
 			if err != nil {
 				return err
@@ -440,31 +273,26 @@ the first N dev goals of the shop (shop flags) at the end.`,
 	cmd.Flags().IntVar(&epochs, "epochs", 0, "passes over the examples (overrides --steps when > 0)")
 	cmd.Flags().IntVar(&devGoals, "dev-goals", 0, "evaluate on the first N dev goals at the end")
 	cmd.Flags().Float64Var(&minReward, "min-reward", 0, "use only episodes with at least this final reward")
+	cmd.Flags().StringVar(&model, "model", features.ModelShopAgent, "choice model: webshop (WebShop's exactly) or shopagent (with exact-match and rank priors); RL and DPO keep their --init's")
 	return cmd
 }
 
-// reportRun prints a run's outcome and writes RUN_DIR/result.json.
-func reportRun(cmd *cobra.Command, job string, res *train.Result) error {
+// printRun prints a run's outcome (train wrote RUN_DIR/result.json).
+func printRun(cmd *cobra.Command, res *train.RunResult) {
 	w := cmd.OutOrStdout()
 	status := "finished"
 	if res.Interrupted {
 		status = "interrupted"
 	}
-	fmt.Fprintf(w, "%s %s at step %d (started at %d) in %s: loss %.4f (mean of the last 10%%: %.4f)",
-		job, status, res.Step, res.StartStep, res.Elapsed.Round(time.Second), res.LastLoss, res.MeanLoss)
-	for k, v := range res.LastMetrics {
-		fmt.Fprintf(w, ", %s %.4f", k, v)
+	fmt.Fprintf(w, "%s %s at step %d (started at %d) in %s (wall %s): loss %.4f (mean of the last 10%%: %.4f)",
+		res.Job, status, res.Step, res.StartStep, res.Elapsed.Round(time.Second), res.Wall.Round(time.Second), res.LastLoss, res.MeanLoss)
+	keys := make([]string, 0, len(res.LastMetrics))
+	for k := range res.LastMetrics {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, ", %s %.4f", k, res.LastMetrics[k])
 	}
 	fmt.Fprintf(w, "\ncheckpoint: %s\n", res.Checkpoint)
-	b, _ := json.MarshalIndent(map[string]any{
-		"job": job, "status": status, "step": res.Step, "start_step": res.StartStep,
-		"elapsed_s": res.Elapsed.Seconds(), "last_loss": res.LastLoss, "mean_loss": res.MeanLoss,
-		"metrics": res.LastMetrics, "checkpoint": res.Checkpoint,
-	}, "", "  ")
-	return os.WriteFile(filepath.Join(filepath.Dir(filepath.Dir(res.Checkpoint)), "result.json"), append(b, '\n'), 0o644)
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

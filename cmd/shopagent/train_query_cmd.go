@@ -7,20 +7,12 @@ import (
 	"path/filepath"
 	"time"
 
-	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/spf13/cobra"
 
-	"shopagent/env/webshopdata"
 	"shopagent/features"
 	"shopagent/models"
 	"shopagent/train"
 )
-
-// defaultQueryDropout is the query model's encoder dropout unless --dropout is given.
-const defaultQueryDropout = 0.3
-
-// webshopTestGoals is the size of WebShop's test split (the first human goals).
-const webshopTestGoals = 500
 
 // newTrainQueryCmd is "train query": the learned query model.
 func newTrainQueryCmd() *cobra.Command {
@@ -58,151 +50,32 @@ flags; --no-shop-eval skips it). The run directory is the query model: use it
 with LoadQueryModel (or eval --query-model where wired).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if epochs > 0 {
-				tf.steps = 1 // replaced below
-			}
 			if err := tf.validate(); err != nil {
 				return err
 			}
-			if holdout < 0 || holdout >= 1 {
-				return fmt.Errorf("--holdout must be in [0, 1)")
+			r := train.DefaultQueryRun()
+			r.RunOptions = tf.options(cmd)
+			r.Epochs = epochs
+			if tf.dropout < 0 {
+				r.Dropout = train.DefaultQueryRun().Dropout
 			}
-			if maxLen < 8 || maxLen > 512 {
-				return fmt.Errorf("--max-len must be in [8, 512]")
-			}
-			train.InstallFastDotGradients()
-			errw := cmd.ErrOrStderr()
-			var refs map[string][]string
-			var err error
-			if queries == "" {
-				queries = "embedded:goal_query_map.json"
-				refs, err = train.QueryRefs(webshopdata.GoalQueryMap())
-			} else {
-				refs, err = train.LoadQueryRefs(queries)
-			}
+			r.Queries, r.HumanGoals, r.KeepTest, r.Holdout, r.SplitSeed = queries, humanGoals, keepTest, holdout, splitSeed
+			r.Preset, r.VocabPath, r.InitPath, r.VocabSize, r.MaxLen = tf.preset, vocabPath, initPath, vocabSize, maxLen
+			ctx, cancel := signalContext(cmd.Context())
+			defer cancel()
+			res, sets, err := train.RunQuery(ctx, r)
 			if err != nil {
 				return err
 			}
-			goalTexts := webshopdata.HumanGoals()
-			if humanGoals == "" {
-				humanGoals = "embedded:human_goals.json"
-			} else if goalTexts, err = train.LoadHumanGoals(humanGoals); err != nil {
-				return err
+			printRun(cmd, res)
+			if res.Interrupted {
+				return nil
 			}
-			testRefs := map[string][]string{}
-			index := map[string]int{}
-			for i, g := range goalTexts {
-				if _, ok := index[g]; !ok {
-					index[g] = i
-				}
-			}
-			dropped := 0
-			for ins := range refs {
-				i, ok := index[ins]
-				switch {
-				case !ok:
-					delete(refs, ins)
-					dropped++
-				case i < webshopTestGoals && !keepTest:
-					testRefs[ins] = refs[ins]
-					delete(refs, ins)
-				}
-			}
-			fmt.Fprintf(errw, "queries: %d instructions are human goals (%d dropped: not in %s); %d of WebShop's test split held out\n",
-				len(refs)+len(testRefs), dropped, humanGoals, len(testRefs))
-			if len(refs) == 0 {
-				return fmt.Errorf("no training instructions left in %s", queries)
-			}
-			trainRefs, heldRefs := train.SplitQueryRefs(refs, holdout, splitSeed)
-			fmt.Fprintf(errw, "queries: %d training instructions, %d held out (%.0f%%, split seed %d)\n",
-				len(trainRefs), len(heldRefs), 100*holdout, splitSeed)
-
-			var tok *features.Tokenizer
-			var initCk *models.Checkpoint
-			runVocab := filepath.Join(tf.out, models.CheckpointVocabFile)
-			switch {
-			case initPath != "":
-				if initCk, err = models.LoadCheckpoint(initPath, false); err != nil {
-					return fmt.Errorf("--init: %w", err)
-				}
-				tok = initCk.Tokenizer
-			case vocabPath != "":
-				tok, err = features.LoadVocab(vocabPath)
-			case tf.resume && fileExists(runVocab):
-				tok, err = features.LoadVocab(runVocab)
-			default:
-				// Learned from instruction text only (the human goals, without WebShop's
-				// test split unless --keep-test): no query labels are involved.
-				docs := goalTexts
-				if !keepTest && len(docs) > webshopTestGoals {
-					docs = docs[webshopTestGoals:]
-				}
-				t := time.Now()
-				tok, err = train.BuildCorpusVocab(docs, vocabSize)
-				if err == nil {
-					fmt.Fprintf(errw, "vocabulary: %d tokens learned from %d instructions in %s\n", tok.VocabSize(), len(docs), time.Since(t).Round(time.Millisecond))
-				}
-			}
-			if err != nil {
-				return err
-			}
-			pcfg, err := features.NewPolicyConfig(tf.preset, tok.VocabSize(), maxLen, 0)
-			if err != nil {
-				return err
-			}
-			if initCk != nil {
-				pcfg.Bert, pcfg.Preset = initCk.Meta.Policy.Bert, initCk.Meta.Policy.Preset
-				pcfg.MaxStateLen = min(maxLen, pcfg.Bert.MaxPositions)
-				pcfg.MaxActionLen = min(pcfg.MaxActionLen, pcfg.Bert.MaxPositions)
-			}
-			pcfg.Bert.Dropout = defaultQueryDropout // ~900 instructions: the tagger overfits at 0.1
-			if tf.dropout >= 0 {
-				pcfg.Bert.Dropout = tf.dropout
-			}
-			if err := pcfg.Validate(); err != nil {
-				return err
-			}
-			job, err := train.NewQueryJob(pcfg, tok, trainRefs, tf.batch, uint64(tf.seed))
-			if err != nil {
-				return err
-			}
-			if epochs > 0 {
-				tf.steps = int64(epochs * job.BatchesPerEpoch())
-			}
+			trainRefs, heldRefs, testRefs := sets.Train, sets.Heldout, sets.WebShopTest
 			be, err := models.NewBackend(tf.backend)
 			if err != nil {
 				return err
 			}
-			cfg := tf.config(cmd, be, pcfg, tok)
-			cfg.Info["queries"] = queries
-			cfg.Info["human_goals"] = humanGoals
-			cfg.Info["holdout"] = holdout
-			cfg.Info["split_seed"] = splitSeed
-			cfg.Info["train_instructions"] = len(trainRefs)
-			cfg.Info["heldout_instructions"] = len(heldRefs)
-			if initCk != nil {
-				cfg.Info["init"] = initCk.Dir
-				cfg.Init = func(c *mlctx.Context) error {
-					n, err := initCk.LoadInto(c, models.EncoderScope+"/")
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(errw, "encoder initialised from %s (%d variables)\n", initCk.Dir, n)
-					return nil
-				}
-			}
-			fmt.Fprintf(errw, "query: preset %s (%d encoder parameters), %d instructions, %d steps of %d (%.1f epochs)\n",
-				pcfg.Preset, pcfg.Bert.NumParams(), job.Examples(), tf.steps, tf.batch, float64(tf.steps)/float64(job.BatchesPerEpoch()))
-			ctx, cancel := signalContext(cmd.Context())
-			defer cancel()
-			res, err := train.Run(ctx, cfg, job)
-			if err != nil {
-				return err
-			}
-			if err := reportRun(cmd, "query", res); err != nil || res.Interrupted {
-				return err
-			}
-
 			qm, err := models.LoadQueryModel(be, res.Checkpoint)
 			if err != nil {
 				return err

@@ -31,6 +31,8 @@ type Options struct {
 	Seed uint64
 	// Backend is the GoMLX backend used to create the variables ("" for the default).
 	Backend string
+	// Model is the choice model (features.ModelNames; "" for NewPolicyConfig's default).
+	Model string
 }
 
 // Checkpoint writes a policy checkpoint directory dir (it must not exist) and returns the
@@ -73,6 +75,12 @@ func Checkpoint(dir string, o Options) ([]export.Sample, error) {
 		return nil, fmt.Errorf("exporttest: %w", err)
 	}
 	cfg.ObsMode = string(env.ObsTextRich)
+	if o.Model != "" {
+		cfg.Model = o.Model
+		if err := cfg.Validate(); err != nil {
+			return nil, fmt.Errorf("exporttest: %w", err)
+		}
+	}
 
 	backend, err := models.NewBackend(o.Backend)
 	if err != nil {

@@ -99,6 +99,11 @@ type Manifest struct {
 	MaxStateLen  int    `json:"max_state_len"`
 	MaxActionLen int    `json:"max_action_len"`
 	ObsMode      string `json:"obs_mode"`
+	// Model repeats Policy's choice model ("shopagent" or "webshop", see
+	// features.ModelNames), "shopagent" when the checkpoint recorded none; empty in a
+	// manifest written before the field existed, which is "shopagent" too. Both models
+	// take the same graph inputs ("webshop" leaves state_type_ids and action_pos unused).
+	Model string `json:"model,omitempty"`
 	// Opset, Inputs and Outputs describe the graph.
 	Opset   int      `json:"opset"`
 	Inputs  []string `json:"inputs"`
@@ -142,6 +147,9 @@ func ReadManifest(dir string) (*Manifest, error) {
 	}
 	if err := m.Policy.Validate(); err != nil {
 		return nil, fmt.Errorf("onnxrt: %s: %w", p, err)
+	}
+	if m.Model != "" && m.Model != m.Policy.ChoiceModel() {
+		return nil, fmt.Errorf("onnxrt: %s: model %q, but the policy config's is %q", p, m.Model, m.Policy.ChoiceModel())
 	}
 	for _, f := range m.Files() {
 		if len(m.SHA256[f]) != sha256.Size*2 {
