@@ -12,7 +12,7 @@ export GOFLAGS := -buildvcs=false
 # ONNX Runtime's CPU library (C API 1.24, what github.com/yalue/onnxruntime_go v1.27.0 wants),
 # taken from the npm package onnxruntime-node by `make onnxruntime`; tests and the CLI find it
 # through SHOPAGENT_ORT_LIB (see docs/EXPORT.md). The CPU path stays on 1.24.3: 1.29.0 measured
-# 5-40% slower per /act on this CPU (docs/BENCHMARKS.md, "ONNX Runtime 1.24.3 vs 1.29.0").
+# up to 1.4x slower per /act on this CPU (docs/BENCHMARKS.md, "ONNX Runtime 1.24.3 vs 1.29.0").
 ORT_VERSION := 1.24.3
 ORT_DIR     := third_party/onnxruntime
 ORT_LIB     := $(ORT_DIR)/libonnxruntime.so.1

@@ -22,7 +22,8 @@
 #   GPU_CHECK_CPU=1 bash bench/gpu_check.sh OUT   # the same parts on the CPU (automatic without nvidia-smi)
 #
 # Env: CARRY (bin/gpu-carry: shopagent.gz, gpucheck.gz, ort-cuda.tar.xz.part*), STAGE
-# (/tmp/gpu-stage: parts carried by earlier calls), BUDGET, PARTS (default
+# (/tmp/gpu-stage: parts carried by earlier calls), ORT_CUDA_DIR (third_party/onnxruntime-cuda,
+# used instead of the parts when it holds the provider), PACK (see the end), BUDGET, PARTS (default
 # "setup parity act-small train act-base paper"; add "base" for item 4), ACT_SECONDS (5 per
 # concurrency level), PLUGIN (the PJRT plugin .so; found through python3 otherwise).
 set -uo pipefail
@@ -97,8 +98,9 @@ fi
 # --- ONNX Runtime: the CUDA directory (third_party/onnxruntime-cuda, or assembled from the parts
 # staged by earlier calls in $STAGE and carried in $CARRY), else the CPU library.
 ORT_CUDA=""
-if [ -f third_party/onnxruntime-cuda/libonnxruntime_providers_cuda.so ]; then
-  ORT_CUDA=$PWD/third_party/onnxruntime-cuda
+ORT_CUDA_DIR=${ORT_CUDA_DIR:-$PWD/third_party/onnxruntime-cuda}
+if [ -f "$ORT_CUDA_DIR/libonnxruntime_providers_cuda.so" ]; then
+  ORT_CUDA=$ORT_CUDA_DIR
 else
   parts=$(ls "$STAGE"/ort-cuda.tar.xz.part* "$CARRY"/ort-cuda.tar.xz.part* 2>/dev/null | awk -F/ '{print $NF " " $0}' | sort -u -k1,1 | awk '{print $2}')
   if [ -n "$parts" ]; then
@@ -197,6 +199,7 @@ train_run() {
   return $rc
 }
 part_train() {
+  [ -n "$BACKEND" ] || { echo "no PJRT CUDA plugin found (PLUGIN, or jax_plugins.xla_cuda13 through python3)"; return 1; }
   local xla=$BACKEND tag=xla il_args=""
   # CPU mode: the XLA shape set and its warm-up on the pure-Go backend, at sizes the CPU
   # gets through in seconds (the XLA set pads every state to the longest).
@@ -215,18 +218,20 @@ part_train() {
   return 0
 }
 
-# A smoke of `experiment paper` (every stage a shopagent command: demos, pretrain, IL, eval,
-# DPO) at tiny budgets; on XLA each stage compiles its own programs.
+# A smoke of `experiment paper` (demos, pretrain, IL, evaluation, DPO: each stage as the
+# experiment runs it) at tiny budgets; on XLA each stage compiles its own programs.
 part_paper() {
+  [ -n "$BACKEND" ] || { echo "no PJRT CUDA plugin found"; return 1; }
   "$SA" experiment paper --out "$W/paper" --data "$SHOP" --preset "$PAPER_PRESET" --backend "$BACKEND" --methods "$PAPER_METHODS" \
-    --seeds 1 --pretrain-steps 5 --il-steps 10 --budget 15s --rl-steps 3 --episodes 0 --demo-counts "" --eval-first 5 \
-    --il-args "--batch 16" &&
+    --seeds 1 --pretrain-steps 5 --il-steps 10 --budget 15s --dpo-episodes 20 --eval-goals 5 --sweep "" \
+    --thompson-episodes 0 --batch 16 &&
   cp "$W/paper/results.md" "$OUT/paper-results.md" && grep -E "^\| (Rule|IL)" "$W/paper/results.md"
 }
 
 # Item 4: BERT-base IL and DPO on XLA, with the GPU memory in use sampled every second.
 part_base() {
   [ $MODE = gpu ] || { echo "base: GPU only"; return 0; }
+  [ -n "$BACKEND" ] || { echo "no PJRT CUDA plugin found"; return 1; }
   nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 1000 > "$L/base-memory.csv" &
   local smi=$!
   local saved=$TRAIN_PRESET; TRAIN_PRESET=base BATCH=16

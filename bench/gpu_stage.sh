@@ -34,5 +34,5 @@ echo "Device calls (docs/GPU.md): $((n - 1)) staging call(s), each carrying one 
 for p in $(echo "$parts" | head -n $((n - 1))); do
   echo "  run carry=[\"$p\"] command: mkdir -p /tmp/gpu-stage && cp $p /tmp/gpu-stage/ && ls -l /tmp/gpu-stage"
 done
-echo "  run carry=[\"$C/shopagent.gz\", \"$C/gpucheck.gz\", \"$last\"] timeout_s=420 command: bash bench/gpu_check.sh \$OUT/gpu-check"
+echo "  run carry=[\"$C/shopagent.gz\", \"$C/gpucheck.gz\", \"$last\"] timeout_s=420 command: PACK=\$OUT bash bench/gpu_check.sh /tmp/gpu-check-out"
 du -cb "$C/shopagent.gz" "$C/gpucheck.gz" "$last" | tail -1 | awk '{printf "  (the check call carries %.1f MiB besides the repository)\n", $1/1048576}'

@@ -338,6 +338,7 @@ func TestServerBatchedAct(t *testing.T) {
 		resp ActResponse
 	}
 	replies := make([]reply, n)
+	client := &http.Client{Timeout: time.Minute}
 	var wg sync.WaitGroup
 	for i := range n {
 		s := samples[i%len(samples)]
@@ -345,7 +346,9 @@ func TestServerBatchedAct(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			body, _ := json.Marshal(ActRequest{SessionID: fmt.Sprintf("s%d", i), Observation: s.Text, AvailableActions: clickActions(s)})
-			r, err := http.Post(ts.URL+"/act", "application/json", strings.NewReader(string(body)))
+			// A request that never reached the batcher would hold the batch open: the client
+			// gives up, and the test fails, instead of hanging.
+			r, err := client.Post(ts.URL+"/act", "application/json", strings.NewReader(string(body)))
 			if err != nil {
 				return
 			}
