@@ -387,7 +387,9 @@ func (x *exp) run() (*Results, error) {
 			if err != nil {
 				return fail(m, s, err)
 			}
-			sr := SeedResult{Seed: s, Run: run, Eval: ev, EvalWallS: rec.ElapsedS, TrainWallS: wallBehind, StageWallS: stageWall, BudgetS: budget}
+			tr := x.st.records[dep]
+			sr := SeedResult{Seed: s, Run: run, Eval: ev, EvalWallS: rec.ElapsedS, TrainWallS: wallBehind, StageWallS: stageWall, BudgetS: budget,
+				Load: (tr.LoadStart + tr.LoadEnd) / 2}
 			if extra != nil {
 				extra(&sr)
 			}
@@ -592,7 +594,8 @@ func (x *exp) finish(res *Results, methods map[string]*MethodResult, start time.
 	res.Rounds = roundsOf(res.Methods)
 	for _, name := range x.st.order {
 		r := x.st.records[name]
-		res.Stages = append(res.Stages, StageSummary{Name: r.Name, ElapsedS: r.ElapsedS, BudgetS: r.BudgetS, Resumed: r.Resumed})
+		res.Stages = append(res.Stages, StageSummary{Name: r.Name, ElapsedS: r.ElapsedS, BudgetS: r.BudgetS,
+			Load: (r.LoadStart + r.LoadEnd) / 2, Resumed: r.Resumed})
 	}
 	res.ElapsedS = time.Since(start).Seconds()
 	return res, nil
@@ -724,6 +727,9 @@ func (x *exp) pretrain() (string, error) {
 				if err != nil {
 					return nil, err
 				}
+				if res.Interrupted {
+					return nil, context.Canceled // resumed from its checkpoint next time
+				}
 				return res.Summary(), nil
 			})
 		}})
@@ -742,6 +748,9 @@ func (x *exp) trainIL(name string, seed int64, model, pretrain string) (string, 
 				res, err := train.RunIL(ctx, r)
 				if err != nil {
 					return nil, err
+				}
+				if res.Interrupted {
+					return nil, context.Canceled // resumed from its checkpoint next time
 				}
 				return res.Summary(), nil
 			})

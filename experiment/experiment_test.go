@@ -183,8 +183,11 @@ func TestPaperProtocol(t *testing.T) {
 	if len(again.Stages) != len(res.Stages) || again.Methods[3].ScoreMean != res.Methods[3].ScoreMean {
 		t.Errorf("rerun: %d stages (first run %d)", len(again.Stages), len(res.Stages))
 	}
-	// A changed budget invalidates the budgeted stages (and what depends on them) only.
+	// A changed configuration reruns the stages it touches and what depends on them, and
+	// a step-counted stage then starts over instead of resuming another configuration's
+	// checkpoints; the stages before it are kept.
 	cfg.Budget = 3500 * time.Millisecond
+	cfg.IL.Steps = 21
 	cfg.Methods = []string{MethodRule, MethodIL, MethodPG}
 	cfg.Sweep, cfg.Thompson.Episodes = nil, 0
 	third, err := Run(context.Background(), cfg)
@@ -195,8 +198,15 @@ func TestPaperProtocol(t *testing.T) {
 	for _, s := range third.Stages {
 		ran[s.Name] = !s.Resumed
 	}
-	if ran["il-s1"] || ran["pretrain"] || ran["test-il-s1"] || !ran["pg-s1"] || !ran["test-pg-s1"] {
-		t.Errorf("after a budget change, stages run again: %v", ran)
+	if ran["pretrain"] || ran["demos"] || !ran["il-s1"] || !ran["test-il-s1"] || !ran["pg-s1"] || !ran["test-pg-s1"] {
+		t.Errorf("after a configuration change, stages run again: %v", ran)
+	}
+	var il struct {
+		Step      int64 `json:"step"`
+		StartStep int64 `json:"start_step"`
+	}
+	if err := readRecord(t, out, "il-s1").decode(&il); err != nil || il.StartStep != 0 || il.Step != 21 {
+		t.Errorf("il-s1 after the change: %+v %v (want steps 0..21, not resumed)", il, err)
 	}
 }
 

@@ -46,6 +46,9 @@ type SeedResult struct {
 	BudgetS    float64 `json:"budget_s,omitempty"`
 	TrainWallS float64 `json:"train_wall_s"`
 	EvalWallS  float64 `json:"eval_wall_s"`
+	// Load is the machine's load average over the method's stage (mean of its start
+	// and end): a wall-clock budget buys less on a busy machine.
+	Load float64 `json:"load,omitempty"`
 	// Generated is the number of successful episodes a generation round kept (of
 	// GeneratedPlayed played); GeneratedTotal those of this and the earlier rounds.
 	Generated       int `json:"generated,omitempty"`
@@ -91,6 +94,7 @@ type MethodResult struct {
 	StageWallS  float64  `json:"stage_wall_s_mean"`
 	BudgetS     float64  `json:"budget_s,omitempty"`
 	TrainWallS  float64  `json:"train_wall_s_mean"`
+	LoadMean    float64  `json:"load_mean,omitempty"`
 	// InThompson is true when the method had an arm in the Thompson-sampling test;
 	// ProbBest and Share are that arm's P(best) and traffic share (0..1).
 	InThompson       bool    `json:"in_thompson"`
@@ -105,8 +109,9 @@ type MethodResult struct {
 func (m *MethodResult) add(s SeedResult) { m.Seeds = append(m.Seeds, s) }
 
 func (m *MethodResult) finish() {
-	var sc, su, st, stage, wall []float64
+	var sc, su, st, stage, wall, load []float64
 	for _, s := range m.Seeds {
+		load = append(load, s.Load)
 		sc, su, st = append(sc, s.Eval.Score), append(su, s.Eval.SuccessRate), append(st, s.Eval.MeanSteps)
 		stage, wall = append(stage, s.StageWallS), append(wall, s.TrainWallS)
 		m.BudgetS = max(m.BudgetS, s.BudgetS)
@@ -116,6 +121,7 @@ func (m *MethodResult) finish() {
 	m.StepsMean, _ = abtest.MeanSD(st)
 	m.StageWallS, _ = abtest.MeanSD(stage)
 	m.TrainWallS, _ = abtest.MeanSD(wall)
+	m.LoadMean, _ = abtest.MeanSD(load)
 }
 
 // RoundResult is one point of the self-generation curve: round 0 is IL.
@@ -183,7 +189,9 @@ type StageSummary struct {
 	Name     string  `json:"name"`
 	ElapsedS float64 `json:"elapsed_s"`
 	BudgetS  float64 `json:"budget_s,omitempty"`
-	Resumed  bool    `json:"resumed,omitempty"`
+	// Load is the mean of the load averages at the stage's start and end.
+	Load    float64 `json:"load,omitempty"`
+	Resumed bool    `json:"resumed,omitempty"`
 }
 
 // Results is the outcome of an experiment (results.json).
@@ -248,8 +256,8 @@ func (r *Results) Markdown() string {
 		"every fine-tuning stage %s of wall clock from its start; evaluation on %d test goals, greedy; total wall time %s.\n\n",
 		r.Shop.Products, r.Shop.Goals, r.Shop.Test, r.Shop.Dev, r.Shop.Train, c.Seeds, c.Pretrain.Steps, c.IL.Steps, c.Pretrain.Preset,
 		c.Budget, r.Shop.EvalGoals, time.Duration(r.ElapsedS*float64(time.Second)).Round(time.Second))
-	b.WriteString("| method | seeds | score | success % | steps | stage wall (s) | Thompson share % | P(best) | published score / success % |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	b.WriteString("| method | seeds | score | success % | steps | stage wall (s) | load | Thompson share % | P(best) | published score / success % |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, m := range r.Methods {
 		pub := "-"
 		if p := m.Published; p != nil {
@@ -260,7 +268,7 @@ func (r *Results) Markdown() string {
 			pub = fmt.Sprintf("%s / %.1f (%s)", sc, p.Success, p.Source)
 		}
 		if len(m.Seeds) == 0 {
-			fmt.Fprintf(&b, "| %s | 0 | - | - | - | - | - | - | %s |\n", m.Label, pub)
+			fmt.Fprintf(&b, "| %s | 0 | - | - | - | - | - | - | - | %s |\n", m.Label, pub)
 			continue
 		}
 		pb, sh := "-", "-"
@@ -271,15 +279,17 @@ func (r *Results) Markdown() string {
 		if m.BudgetS > 0 {
 			wall += fmt.Sprintf(" (budget %.0f)", m.BudgetS)
 		}
+		load := fmt.Sprintf("%.1f", m.LoadMean)
 		if m.Method == MethodRule {
-			wall = "-"
+			wall, load = "-", "-"
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.1f ± %.1f | %.1f ± %.1f | %.2f | %s | %s | %s | %s |\n", m.Label, len(m.Seeds),
-			m.ScoreMean, m.ScoreSD, m.SuccessMean, m.SuccessSD, m.StepsMean, wall, sh, pb, pub)
+		fmt.Fprintf(&b, "| %s | %d | %.1f ± %.1f | %.1f ± %.1f | %.2f | %s | %s | %s | %s | %s |\n", m.Label, len(m.Seeds),
+			m.ScoreMean, m.ScoreSD, m.SuccessMean, m.SuccessSD, m.StepsMean, wall, load, sh, pb, pub)
 	}
 	b.WriteString("\nScore = 100 x mean reward; success = percent of episodes with reward 1; steps = mean environment steps; " +
 		"mean ± sample sd over the seeds, each seed's model evaluated once on the test goals. Stage wall = the method's own stage " +
-		"measured from its start (reference passes and generation included; IL: its steps). Thompson: one arm per method (seed 1's model)")
+		"measured from its start (reference passes and generation included; IL: its steps); load = the machine's " +
+		"one-minute load average during it (2 cores: above 2 the stage got less than the whole machine). Thompson: one arm per method (seed 1's model)")
 	if r.Thompson != nil {
 		fmt.Fprintf(&b, ", %d run(s) of %d episodes", r.Thompson.Runs, c.Thompson.Episodes)
 	}

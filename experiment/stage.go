@@ -36,6 +36,11 @@ type StageRecord struct {
 	Started  time.Time `json:"started"`
 	ElapsedS float64   `json:"elapsed_s"`
 	BudgetS  float64   `json:"budget_s,omitempty"`
+	// LoadStart and LoadEnd are the machine's one-minute load average when the stage
+	// started and ended (0 where /proc/loadavg is missing): wall-clock budgets buy less
+	// on a busy machine.
+	LoadStart float64 `json:"load_start,omitempty"`
+	LoadEnd   float64 `json:"load_end,omitempty"`
 	// Outputs are the files and directories the stage wrote (relative to OUT).
 	Outputs []string `json:"outputs"`
 	// Result is the stage's outcome (a training summary, an evaluation, ...).
@@ -149,9 +154,11 @@ func (s *stager) stage(spec stageSpec) (StageRecord, error) {
 		return StageRecord{}, err
 	}
 	recPath := s.path("stages", spec.name+".json")
+	stale := false // a record of another configuration: its outputs are not this stage's
 	if b, err := os.ReadFile(recPath); err == nil {
 		var rec StageRecord
 		ok := json.Unmarshal(b, &rec) == nil && rec.Key == key
+		stale = !ok
 		for _, o := range spec.outputs {
 			if _, err := os.Stat(s.path(o)); err != nil {
 				ok = false
@@ -166,7 +173,10 @@ func (s *stager) stage(spec stageSpec) (StageRecord, error) {
 			return rec, nil
 		}
 	}
-	if !spec.resumable {
+	if !spec.resumable || stale {
+		if err := os.Remove(recPath); err != nil && !os.IsNotExist(err) {
+			return StageRecord{}, fmt.Errorf("experiment: stage %s: %w", spec.name, err)
+		}
 		for _, o := range spec.outputs {
 			if err := os.RemoveAll(s.path(o)); err != nil {
 				return StageRecord{}, fmt.Errorf("experiment: stage %s: %w", spec.name, err)
@@ -184,6 +194,7 @@ func (s *stager) stage(spec stageSpec) (StageRecord, error) {
 	}
 	s.logf("[%d/%d] %-28s started (elapsed %s, eta %s%s)", s.done+1, s.planned, spec.name,
 		time.Since(s.start).Round(time.Second), s.eta(), budget)
+	load := loadAverage()
 	start := time.Now()
 	res, runErr := spec.run(s.ctx, start)
 	elapsed := time.Since(start)
@@ -201,7 +212,7 @@ func (s *stager) stage(spec stageSpec) (StageRecord, error) {
 		return StageRecord{}, fmt.Errorf("experiment: stage %s: result: %w", spec.name, err)
 	}
 	rec := StageRecord{Name: spec.name, Key: key, Config: cfg, Started: start, ElapsedS: elapsed.Seconds(),
-		BudgetS: spec.budget.Seconds(), Outputs: spec.outputs, Result: rb}
+		BudgetS: spec.budget.Seconds(), LoadStart: load, LoadEnd: loadAverage(), Outputs: spec.outputs, Result: rb}
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return StageRecord{}, fmt.Errorf("experiment: stage %s: %w", spec.name, err)
@@ -228,6 +239,19 @@ func (s *stager) logFile(name string) (*os.File, error) {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
 	return f, nil
+}
+
+// loadAverage returns the one-minute load average (0 when unknown).
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var l float64
+	if _, err := fmt.Sscanf(string(b), "%f", &l); err != nil {
+		return 0
+	}
+	return l
 }
 
 // secs formats seconds as a rounded duration.

@@ -169,6 +169,23 @@ func SelectGoals(spec string) ([]int, error) {
 	return out, nil
 }
 
+// Size returns the number of goals and products Generate writes for the configuration
+// (an error for a configuration Generate refuses).
+func (c Config) Size() (goals, products int, err error) {
+	idx, err := SelectGoals(c.Goals)
+	if err != nil {
+		return 0, 0, err
+	}
+	per, err := c.validate(len(idx))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, n := range per {
+		products += n
+	}
+	return len(idx), products, nil
+}
+
 func (c Config) validate(goals int) (perGoal []int, err error) {
 	rate := func(name string, v float64) error {
 		if !(v >= 0 && v <= 1) {

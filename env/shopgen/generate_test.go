@@ -180,3 +180,25 @@ func TestTitleCaseAndCutPhrase(t *testing.T) {
 		t.Errorf("cutPhrase left the phrase: %q", got)
 	}
 }
+
+// Size predicts what Generate writes.
+func TestSizeMatchesTheShop(t *testing.T) {
+	for _, cfg := range []Config{smallConfig(), func() Config { c := smallConfig(); c.Products = 333; return c }()} {
+		goals, products, err := cfg.Size()
+		if err != nil {
+			t.Fatal(err)
+		}
+		shop, err := env.OpenShop(generate(t, cfg), env.ShopOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if goals != len(shop.Goals) || products != len(shop.Catalog.Products) {
+			t.Errorf("Size says %d goals and %d products, the shop has %d and %d", goals, products, len(shop.Goals), len(shop.Catalog.Products))
+		}
+	}
+	bad := smallConfig()
+	bad.Goals = "nope"
+	if _, _, err := bad.Size(); err == nil {
+		t.Error("Size accepted a bad goal list")
+	}
+}
