@@ -11,14 +11,23 @@ DEMO_GOALS := $(shell n=$$((2500 * $(DEMO_SCALE))); [ $$n -ge 12087 ] && echo al
 export GOFLAGS := -buildvcs=false
 # ONNX Runtime's CPU library (C API 1.24, what github.com/yalue/onnxruntime_go v1.27.0 wants),
 # taken from the npm package onnxruntime-node by `make onnxruntime`; tests and the CLI find it
-# through SHOPAGENT_ORT_LIB (see docs/EXPORT.md).
+# through SHOPAGENT_ORT_LIB (see docs/EXPORT.md). The CPU path stays on 1.24.3: 1.29.0 measured
+# up to 1.4x slower per /act on this CPU (docs/BENCHMARKS.md, "ONNX Runtime 1.24.3 vs 1.29.0").
 ORT_VERSION := 1.24.3
 ORT_DIR     := third_party/onnxruntime
 ORT_LIB     := $(ORT_DIR)/libonnxruntime.so.1
 ORT_ARCH    := $(shell uname -m | sed -e 's/x86_64/x64/' -e 's/aarch64/arm64/')
+# The GPU path (`make onnxruntime-cuda`, docs/GPU.md): ONNX Runtime 1.29.0's core library from
+# onnxruntime-node (built with the CUDA provider bridge) and the CUDA execution provider of the
+# same version (CUDA 13) from the npm package com.github.asus4.onnxruntime.linux-x64-gpu.
+ORT_CUDA_VERSION := 1.29.0
+ORT_CUDA_PKG     := com.github.asus4.onnxruntime.linux-x64-gpu
+ORT_CUDA_PKG_VER := 0.4.9
+ORT_CUDA_DIR     := third_party/onnxruntime-cuda
+ORT_CUDA_STAMP   := $(ORT_CUDA_DIR)/.version-$(ORT_CUDA_VERSION)
 export SHOPAGENT_ORT_LIB ?= $(CURDIR)/$(ORT_LIB)
 
-.PHONY: all build deps onnxruntime test test-race fuzz demo bench bench-large clean
+.PHONY: all build build-serve deps onnxruntime onnxruntime-cuda test-cuda-error test test-race fuzz demo bench bench-large clean
 
 all: build
 
@@ -39,8 +48,40 @@ $(ORT_LIB):
 	mv $(ORT_DIR)/.pack/package/bin/napi-v6/linux/$(ORT_ARCH)/libonnxruntime.so.1 $(ORT_LIB)
 	rm -rf $(ORT_DIR)/.pack
 
+# ONNX Runtime with its CUDA execution provider (Linux x64; not part of `make test`; 290 MB of
+# downloads): libonnxruntime.so.1, libonnxruntime_providers_cuda.so and
+# libonnxruntime_providers_shared.so in $(ORT_CUDA_DIR). Checked to be one ONNX Runtime version,
+# $(ORT_CUDA_VERSION): the core's symbol version VERS_$(ORT_CUDA_VERSION) and version string, the
+# provider's embedded version string, the provider package's README. At run time the provider
+# needs CUDA 13 (libcublasLt.so.13, libcublas.so.13, libcudart.so.13, libcurand.so.10) and the
+# driver's libcuda.so.1; the server and the exporter check that and name what is missing.
+onnxruntime-cuda: $(ORT_CUDA_STAMP)
+$(ORT_CUDA_STAMP):
+	@test "$(ORT_ARCH)" = x64 || { echo "onnxruntime-cuda: the CUDA provider package is Linux x64 only"; exit 1; }
+	rm -rf $(ORT_CUDA_DIR) && mkdir -p $(ORT_CUDA_DIR)/.pack
+	cd $(ORT_CUDA_DIR)/.pack && npm pack --silent onnxruntime-node@$(ORT_CUDA_VERSION) && npm pack --silent $(ORT_CUDA_PKG)@$(ORT_CUDA_PKG_VER)
+	tar --no-same-owner -xzf $(ORT_CUDA_DIR)/.pack/onnxruntime-node-$(ORT_CUDA_VERSION).tgz -C $(ORT_CUDA_DIR)/.pack \
+		package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+	tar --no-same-owner -xzf $(ORT_CUDA_DIR)/.pack/$(ORT_CUDA_PKG)-$(ORT_CUDA_PKG_VER).tgz -C $(ORT_CUDA_DIR)/.pack package/README.md \
+		package/Plugins/Linux/x64/libonnxruntime_providers_cuda.so package/Plugins/Linux/x64/libonnxruntime_providers_shared.so
+	mv $(ORT_CUDA_DIR)/.pack/package/bin/napi-v6/linux/x64/libonnxruntime.so.1 $(ORT_CUDA_DIR)/.pack/package/Plugins/Linux/x64/*.so $(ORT_CUDA_DIR)/
+	@grep -a -q -F 'VERS_$(ORT_CUDA_VERSION)' $(ORT_CUDA_DIR)/libonnxruntime.so.1 && \
+		tr '\000' '\n' < $(ORT_CUDA_DIR)/libonnxruntime.so.1 | grep -q -x -F '$(ORT_CUDA_VERSION)' || \
+		{ echo "$(ORT_CUDA_DIR)/libonnxruntime.so.1 is not ONNX Runtime $(ORT_CUDA_VERSION)"; exit 1; }
+	@tr '\000' '\n' < $(ORT_CUDA_DIR)/libonnxruntime_providers_cuda.so | grep -q -x -F '$(ORT_CUDA_VERSION)' || \
+		{ echo "libonnxruntime_providers_cuda.so is not ONNX Runtime $(ORT_CUDA_VERSION)"; exit 1; }
+	@grep -q -F 'ONNX Runtime: [$(ORT_CUDA_VERSION)]' $(ORT_CUDA_DIR)/.pack/package/README.md || \
+		{ echo "$(ORT_CUDA_PKG)@$(ORT_CUDA_PKG_VER) does not say it is ONNX Runtime $(ORT_CUDA_VERSION)"; exit 1; }
+	rm -rf $(ORT_CUDA_DIR)/.pack
+	@echo "ONNX Runtime $(ORT_CUDA_VERSION) with its CUDA provider, one version: --ort-lib $(CURDIR)/$(ORT_CUDA_DIR)/libonnxruntime.so.1 (or SHOPAGENT_ORT_LIB)"
+	touch $@
+
 build: deps
 	$(GO) build -o $(BIN) ./cmd/shopagent
+
+# The policy server alone (no GoMLX linked): bin/shopagent-serve.
+build-serve: onnxruntime
+	$(GO) build -o bin/shopagent-serve ./cmd/shopagent-serve
 
 # Unit, integration and fuzz-seed tests, then a few seconds of fuzzing of the server's
 # /act and /feedback; fails when go.mod or go.sum is not tidy. Stays well under 15
@@ -52,6 +93,11 @@ test: deps
 	$(GO) test -count=1 -timeout 14m ./...
 	$(GO) test ./serve -run '^$$' -fuzz '^FuzzServer$$' -fuzztime $(SERVE_FUZZ_TIME)
 	$(GO) test ./serve -run '^$$' -fuzz '^FuzzActFeedback$$' -fuzztime $(SERVE_FUZZ_TIME)
+
+# The CUDA error path with the real provider files (after the 179 MB download): on a machine
+# without CUDA 13 the error names the missing library; on a CUDA machine the provider loads.
+test-cuda-error: onnxruntime-cuda
+	SHOPAGENT_REQUIRE_ORT_CUDA=1 $(GO) test -count=1 -run 'CUDA' ./export/onnxrt
 
 test-race: deps
 	$(GO) test -race -count=1 -timeout 14m ./...

@@ -419,6 +419,11 @@ func NewPolicy(backend backends.Backend, ck *Checkpoint) (*Policy, error) {
 	}
 	exec.SetMaxCache(-1)
 	p.exec = exec
+	// On the XLA backend: the XLA shape set, compiled now (docs/GPU.md).
+	if err := p.useBackendShapes(backend); err != nil {
+		p.Close()
+		return nil, err
+	}
 	return p, nil
 }
 

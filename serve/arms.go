@@ -81,6 +81,16 @@ func (a *arm) actionCache() (ActionCacheStats, bool) {
 	return ActionCacheStats{}, false
 }
 
+// batchStats returns the counters of the arm's dynamic batcher, if its policy has one.
+func (a *arm) batchStats() (BatchStats, bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if b, ok := a.policy.(*Batcher); ok {
+		return b.Stats(), true
+	}
+	return BatchStats{}, false
+}
+
 func (a *arm) loaded() bool {
 	a.mu.RLock()
 	defer a.mu.RUnlock()

@@ -28,7 +28,8 @@ type ORTOptions struct {
 	// oversubscribing them (ONNX Runtime's advice for throughput). Raise it for low
 	// latency with few clients.
 	IntraOpThreads int
-	// Device is "cpu" (default) or "cuda" (needs a CUDA build of the library; loading
+	// Device is "cpu" (default) or "cuda" (needs the CUDA provider beside the library, see
+	// onnxrt.CheckCUDA and `make onnxruntime-cuda`; loading
 	// fails with a message saying so otherwise).
 	Device string
 	// DeviceID is the GPU used with Device "cuda".
@@ -192,8 +193,10 @@ func (p *ONNXPolicy) Act(instruction, observation string, actions []string) (Dec
 	return ds[0], nil
 }
 
-// ActBatch scores several observations in one ONNX Runtime run (padded to the longest
-// state and action and the most actions; the graph's axes are dynamic).
+// ActBatch scores several observations in one ONNX Runtime run per class of state length
+// (states padded to the longest of their class, a power of two of at least 64 tokens, so
+// that a short page batched with a long one is not padded to it; actions to the longest
+// and the most actions; the graph's axes are dynamic).
 //
 // Actions are WebShop action strings. A click[x] is scored as the training agent scores
 // clickable x (features.ChoiceFromObservation: a product on a results page reads "item -
@@ -249,12 +252,36 @@ func (p *ONNXPolicy) score(encoded []features.EncodedChoice) (logits, values []f
 		maxA = max(maxA, len(e.Actions))
 	}
 	if maxA <= p.chunk {
-		pb, err := onnxrt.ExactBatch(encoded)
-		if err != nil {
-			return nil, nil, 0, err
+		groups := stateLengthGroups(encoded)
+		if len(groups) == 1 {
+			pb, err := onnxrt.ExactBatch(encoded)
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			logits, values, err := p.run(pb)
+			return logits, values, pb.A, err
 		}
-		logits, values, err := p.run(pb)
-		return logits, values, pb.A, err
+		logits = make([]float32, len(encoded)*maxA)
+		values = make([]float32, len(encoded))
+		for _, g := range groups {
+			part := make([]features.EncodedChoice, len(g))
+			for k, i := range g {
+				part[k] = encoded[i]
+			}
+			pb, err := onnxrt.ExactBatch(part)
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			l, v, err := p.run(pb)
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			for k, i := range g {
+				copy(logits[i*maxA:i*maxA+len(encoded[i].Actions)], l[k*pb.A:])
+				values[i] = v[k]
+			}
+		}
+		return logits, values, maxA, nil
 	}
 	logits = make([]float32, len(encoded)*maxA)
 	values = make([]float32, len(encoded))
@@ -278,6 +305,34 @@ func (p *ONNXPolicy) score(encoded []features.EncodedChoice) (logits, values []f
 		}
 	}
 	return logits, values, maxA, nil
+}
+
+// stateLengthGroups splits a batch's states into runs of similar length, so that padding
+// to the longest state of a run at most doubles a state's tokens: states are grouped by
+// the power of two (at least 64) their token count rounds up to, each group in batch
+// order. One state, or states of one class, make one group.
+func stateLengthGroups(encoded []features.EncodedChoice) [][]int {
+	class := func(n int) int {
+		c := 64
+		for c < n {
+			c *= 2
+		}
+		return c
+	}
+	var order []int
+	byClass := map[int][]int{}
+	for i, e := range encoded {
+		c := class(len(e.State))
+		if _, ok := byClass[c]; !ok {
+			order = append(order, c)
+		}
+		byClass[c] = append(byClass[c], i)
+	}
+	groups := make([][]int, 0, len(order))
+	for _, c := range order {
+		groups = append(groups, byClass[c])
+	}
+	return groups
 }
 
 // run scores one padded batch, through the action cache when there is one.

@@ -1167,11 +1167,15 @@ var (
 		"Actions in the arm's encoding cache.", []string{"arm"}, nil)
 	cacheBytesDesc = prometheus.NewDesc("shopagent_action_cache_bytes",
 		"Weight of the arm's encoding cache in bytes.", []string{"arm"}, nil)
+	batchRequestsDesc = prometheus.NewDesc("shopagent_batch_requests_total",
+		"/act requests scored by the arm's dynamic batcher (since its policy loaded; --batch-window).", []string{"arm"}, nil)
+	batchesDesc = prometheus.NewDesc("shopagent_batches_total",
+		"ONNX Runtime calls the arm's dynamic batcher made (requests / batches = mean batch size).", []string{"arm"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cacheHitsDesc, cacheMissesDesc, cacheEntriesDesc, cacheBytesDesc} {
+	for _, d := range []*prometheus.Desc{cacheHitsDesc, cacheMissesDesc, cacheEntriesDesc, cacheBytesDesc, batchRequestsDesc, batchesDesc} {
 		ch <- d
 	}
 }
@@ -1179,6 +1183,10 @@ func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, a := range c.s.arms {
+		if bs, ok := a.batchStats(); ok {
+			ch <- prometheus.MustNewConstMetric(batchRequestsDesc, prometheus.CounterValue, float64(bs.Requests), a.spec.Name)
+			ch <- prometheus.MustNewConstMetric(batchesDesc, prometheus.CounterValue, float64(bs.Batches), a.spec.Name)
+		}
 		st, ok := a.actionCache()
 		if !ok {
 			continue

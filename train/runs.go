@@ -29,6 +29,8 @@ type RunOptions struct {
 	Resume bool
 	// Backend is the GoMLX backend ("go", "xla:cuda", ...; models.NewBackend).
 	Backend string
+	// Shapes is the padded shape set (Config.Shapes; "" for models.ShapesAuto).
+	Shapes string
 	// Seed seeds initialisation, dropout, data order, masking and rollouts.
 	Seed int64
 	// Steps is the number of optimizer updates; Epochs > 0 replaces it by that many
@@ -118,7 +120,7 @@ func (o RunOptions) config(pcfg features.PolicyConfig, tok *features.Tokenizer, 
 		Schedule:        Schedule{Peak: o.LR, Warmup: warm, Decay: o.Decay, MinRatio: o.MinLRRatio},
 		Optimizer:       OptimizerConfig{WeightDecay: o.WeightDecay, ClipNorm: o.Clip},
 		CheckpointEvery: o.CheckpointEvery, Keep: o.Keep, Resume: o.Resume, Seed: o.Seed,
-		Policy: pcfg, Tokenizer: tok, Backend: be,
+		Policy: pcfg, Tokenizer: tok, Backend: be, Shapes: o.Shapes,
 		Log: o.Log, LogEvery: o.LogEvery, ProgressBar: o.ProgressBar,
 		Info: info, AfterCheckpoint: o.AfterCheckpoint,
 		TimeBudget: o.TimeBudget, Deadline: o.Deadline,

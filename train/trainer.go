@@ -100,6 +100,10 @@ type Config struct {
 	Tokenizer *features.Tokenizer
 	// Backend runs the graphs.
 	Backend backends.Backend
+	// Shapes is the padded shape set: models.ShapesAuto ("" too: the XLA set, compiled
+	// before the first step, on the XLA backend; the fine buckets elsewhere),
+	// models.ShapesXLA or models.ShapesFine (see shapes.go).
+	Shapes string
 	// Init, when set, is called on a fresh context (not when resuming) before the first
 	// step, for instance to load pretrained weights.
 	Init func(ctx *context.Context) error
@@ -268,6 +272,7 @@ func Run(ctx stdctx.Context, cfg Config, job Job) (*Result, error) {
 	}
 	defer exec.Finalize()
 	exec.SetMaxCache(-1)
+	var scorer *ContextScorer
 	if rj, ok := job.(RolloutJob); ok {
 		sc, err := NewContextScorer(cfg.Backend, mctx, cfg.Policy, cfg.Tokenizer)
 		if err != nil {
@@ -275,6 +280,10 @@ func Run(ctx stdctx.Context, cfg Config, job Job) (*Result, error) {
 		}
 		defer sc.Close()
 		rj.BindScorer(sc)
+		scorer = sc
+	}
+	if err := prepareShapes(cfg, job, mctx, exec, scorer, logw); err != nil { // XLA: fixed shapes, compiled now
+		return nil, err
 	}
 	hostJob, _ := job.(HostMetricsJob)
 	hostTail := map[string][]float64{}

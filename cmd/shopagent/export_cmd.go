@@ -68,7 +68,7 @@ under the repository root (` + "`make onnxruntime`" + ` fetches it). See docs/EX
 	fl.StringVar(&ckpt, "checkpoint", "", "policy checkpoint: a checkpoint directory or a run directory (its latest checkpoint)")
 	fl.StringVar(&out, "out", "", "policy directory to write (must not exist unless --overwrite)")
 	fl.StringVar(&ortLib, "ort-lib", "", "ONNX Runtime shared library (default $"+onnxrt.LibEnvVar+", else "+onnxrt.DefaultLibPath+" under the repository root)")
-	fl.StringVar(&device, "device", onnxrt.DeviceCPU, "ONNX Runtime device for the parity check: cpu or cuda (needs a CUDA build of the library)")
+	fl.StringVar(&device, "device", onnxrt.DeviceCPU, "ONNX Runtime device for the parity check: cpu or cuda (needs the CUDA provider: make onnxruntime-cuda, --ort-lib third_party/onnxruntime-cuda/libonnxruntime.so.1)")
 	fl.IntVar(&deviceID, "device-id", 0, "GPU with --device cuda")
 	fl.IntVar(&threads, "threads", 1, "ONNX Runtime intra-op threads")
 	fl.StringVar(&backend, "backend", models.DefaultBackend, "GoMLX backend of the reference forward")

@@ -39,7 +39,7 @@ func TestExportCmd(t *testing.T) {
 	}{
 		{[]string{"export", "--out", filepath.Join(dir, "x")}, "--checkpoint and --out are required"},
 		{[]string{"export", "--checkpoint", ck, "--out", out}, "already exists"},
-		{[]string{"export", "--checkpoint", ck, "--out", filepath.Join(dir, "gpu"), "--device", "cuda"}, "--device cuda needs a CUDA build"},
+		{[]string{"export", "--checkpoint", ck, "--out", filepath.Join(dir, "gpu"), "--device", "cuda"}, "libonnxruntime_providers_cuda.so"},
 		{[]string{"export", "--checkpoint", ck, "--out", filepath.Join(dir, "tpu"), "--device", "tpu"}, "unknown device"},
 	} {
 		got, err := run(t, "", tc.args...)

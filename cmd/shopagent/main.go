@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"shopagent/serve/servecmd"
 )
 
 func main() {
@@ -27,6 +29,6 @@ generated shop, and the agents that shop in it.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newEnvCmd(), newEvalCmd(), newDatasetsCmd(), newTrainCmd(), newModelsCmd(),
-		newExportCmd(), newServeCmd(), newAbtestCmd(), newOpeCmd(), newExperimentCmd())
+		newExportCmd(), servecmd.NewServeCmd(), newAbtestCmd(), servecmd.NewOpeCmd(), newExperimentCmd())
 	return root
 }

@@ -49,6 +49,7 @@ type trainFlags struct {
 	out             string
 	resume          bool
 	backend         string
+	shapes          string
 	seed            int64
 	checkpointEvery int64
 	keep            int
@@ -82,6 +83,7 @@ func (f *trainFlags) register(cmd *cobra.Command, steps int64, batch int, lr flo
 	fl.StringVar(&f.out, "out", "", "run directory (required)")
 	fl.BoolVar(&f.resume, "resume", false, "continue from the run directory's latest checkpoint")
 	fl.StringVar(&f.backend, "backend", models.DefaultBackend, "GoMLX backend: go (pure Go) or xla[:cuda|cpu|/path/plugin.so]")
+	fl.StringVar(&f.shapes, "shapes", models.ShapesAuto, "padded input shapes: auto (on the XLA backend a small fixed set, compiled before the first step; fine buckets otherwise), xla or fine (docs/GPU.md)")
 	fl.Int64Var(&f.seed, "train-seed", 1, "seed of initialisation, dropout, data order and masking (--seed is the shop's price seed)")
 	fl.Int64Var(&f.checkpointEvery, "checkpoint-every", 100, "checkpoint every N steps (0: only at the end)")
 	fl.IntVar(&f.keep, "keep", 3, "checkpoints kept (0: all)")
@@ -111,7 +113,7 @@ func (f *trainFlags) options(cmd *cobra.Command) train.RunOptions {
 	return train.RunOptions{
 		Out: f.out, Resume: f.resume, Backend: f.backend, Seed: f.seed, Steps: f.steps, Batch: f.batch,
 		LR: f.lr, Warmup: f.warmup, Decay: f.decay, MinLRRatio: f.minLR, WeightDecay: f.weightDecay, Clip: f.clip,
-		Dropout: f.dropout, CheckpointEvery: f.checkpointEvery, Keep: f.keep,
+		Dropout: f.dropout, CheckpointEvery: f.checkpointEvery, Keep: f.keep, Shapes: f.shapes,
 		Log: cmd.ErrOrStderr(), LogEvery: f.logEvery, ProgressBar: !f.noProgress,
 		AfterCheckpoint: f.afterCheckpoint(cmd),
 		Info:            map[string]any{"args": strings.Join(os.Args, " ")},

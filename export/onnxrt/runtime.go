@@ -76,6 +76,15 @@ var ortEnv struct {
 	mu      sync.Mutex
 	lib     string
 	version string
+	// cudaOK is the library whose CUDA provider files CheckCUDA found loadable.
+	cudaOK string
+}
+
+// loadedLibrary returns the path of the library Init loaded ("" before).
+func loadedLibrary() string {
+	ortEnv.mu.Lock()
+	defer ortEnv.mu.Unlock()
+	return ortEnv.lib
 }
 
 // Init loads the ONNX Runtime library (see ResolveLibrary for lib) and creates the process's
@@ -115,8 +124,9 @@ type Options struct {
 	// per run, concurrent requests use the cores without oversubscribing them (ONNX
 	// Runtime's advice for throughput); raise it for a single client wanting low latency.
 	IntraOpThreads int
-	// Device is "cpu" (default) or "cuda" (the CUDA execution provider; needs a CUDA build
-	// of the library, with libonnxruntime_providers_cuda.so beside it).
+	// Device is "cpu" (default) or "cuda" (the CUDA execution provider: needs
+	// libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so of the same
+	// ONNX Runtime version beside the library, see `make onnxruntime-cuda` and CheckCUDA).
 	Device string
 	// DeviceID is the GPU used with Device "cuda".
 	DeviceID int
@@ -198,7 +208,10 @@ func NewGraphSession(path, graph string, o Options) (*Session, error) {
 		return nil, fmt.Errorf("onnxrt: inter-op threads: %w", err)
 	}
 	if device == DeviceCUDA {
-		if err := appendCUDA(so, o.DeviceID); err != nil {
+		if err := CheckCUDA(loadedLibrary()); err != nil {
+			return nil, err
+		}
+		if err := appendCUDA(so, o.DeviceID, version); err != nil {
 			return nil, err
 		}
 	}
@@ -209,20 +222,24 @@ func NewGraphSession(path, graph string, o Options) (*Session, error) {
 	return &Session{s: s, graph: graph, device: device, version: version}, nil
 }
 
-// appendCUDA adds the CUDA execution provider, or says why it cannot.
-func appendCUDA(so *ort.SessionOptions, deviceID int) error {
-	hint := fmt.Sprintf("--device cuda needs a CUDA build of ONNX Runtime %s (libonnxruntime.so.1 from onnxruntime-linux-x64-gpu, with libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so beside it, and CUDA/cuDNN libraries on the loader path) given with --ort-lib or %s; the library of `make onnxruntime` (npm onnxruntime-node) is CPU-only",
-		ortEnv.version, LibEnvVar)
+// appendCUDA adds the CUDA execution provider (CheckCUDA has found its files loadable), or
+// says why it cannot.
+func appendCUDA(so *ort.SessionOptions, deviceID int, version string) error {
+	if deviceID < 0 {
+		return fmt.Errorf("onnxrt: CUDA device id %d is negative", deviceID)
+	}
+	hint := fmt.Sprintf("ONNX Runtime %s's CUDA provider loads but did not start on GPU %d (its log line on stderr says why: "+
+		"no GPU visible, a driver too old for CUDA 13, ...); check nvidia-smi, or use --device cpu", version, deviceID)
 	co, err := ort.NewCUDAProviderOptions()
 	if err != nil {
-		return fmt.Errorf("onnxrt: CUDA execution provider unavailable (%v): %s", err, hint)
+		return fmt.Errorf("%w (%v): %s", ErrCUDAUnavailable, err, hint)
 	}
 	defer co.Destroy()
 	if err := co.Update(map[string]string{"device_id": strconv.Itoa(deviceID)}); err != nil {
-		return fmt.Errorf("onnxrt: CUDA execution provider options (%v): %s", err, hint)
+		return fmt.Errorf("%w: options (%v): %s", ErrCUDAUnavailable, err, hint)
 	}
 	if err := so.AppendExecutionProviderCUDA(co); err != nil {
-		return fmt.Errorf("onnxrt: CUDA execution provider unavailable (%v): %s", err, hint)
+		return fmt.Errorf("%w (%v): %s", ErrCUDAUnavailable, err, hint)
 	}
 	return nil
 }

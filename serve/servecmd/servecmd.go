@@ -1,4 +1,7 @@
-package main
+// Package servecmd holds the cobra commands of the policy server, `serve` and `ope`, shared
+// by the full CLI (cmd/shopagent) and the serve-only binary (cmd/shopagent-serve). It links
+// ONNX Runtime (export/onnxrt) but no GoMLX.
+package servecmd
 
 import (
 	"context"
@@ -10,15 +13,18 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"shopagent/bandit"
+	"shopagent/export/onnxrt"
 	"shopagent/serve"
 	"shopagent/serve/decisionlog"
 )
@@ -33,14 +39,29 @@ type ortFlags struct {
 	device  string
 	cacheMB int
 	chunk   int
+	// batchWindow > 0 wraps every ONNX policy in a dynamic batcher (serve only).
+	batchWindow time.Duration
+	batchMax    int
 }
 
 func (f *ortFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.lib, "ort-lib", "", "ONNX Runtime shared library (default $SHOPAGENT_ORT_LIB, else third_party/onnxruntime/libonnxruntime.so.1)")
 	cmd.Flags().IntVar(&f.threads, "ort-threads", 1, "ONNX Runtime intra-op threads per forward pass")
-	cmd.Flags().StringVar(&f.device, "device", "cpu", "ONNX Runtime device: cpu or cuda (cuda needs a CUDA build of the library, see docs/GPU.md)")
+	cmd.Flags().StringVar(&f.device, "device", "cpu", "ONNX Runtime device: cpu or cuda (cuda needs the CUDA provider: make onnxruntime-cuda, --ort-lib third_party/onnxruntime-cuda/libonnxruntime.so.1; docs/GPU.md)")
 	cmd.Flags().IntVar(&f.chunk, "chunk-actions", serve.DefaultChunkActions, "score at most this many actions per ONNX Runtime run (larger requests in chunks: bounds a request's memory)")
 	cmd.Flags().IntVar(&f.cacheMB, "action-cache-mb", 64, "MiB per policy for cached action encodings (needs actions.onnx and scorer.onnx in the policy directory; 0: encode every action of every request with model.onnx)")
+}
+
+// checkDevice fails at once, with one error naming what is missing, when --device cuda
+// cannot work on this machine (instead of every arm failing to load in the background).
+func (f *ortFlags) checkDevice() error {
+	switch strings.ToLower(strings.TrimSpace(f.device)) {
+	case onnxrt.DeviceCPU, "":
+		return nil
+	case onnxrt.DeviceCUDA:
+		return onnxrt.CheckCUDA(f.lib)
+	}
+	return fmt.Errorf("--device %q: want cpu or cuda", f.device)
 }
 
 // loader loads a policy directory: a lexical baseline when it holds lexical.json, else
@@ -53,6 +74,14 @@ func (f *ortFlags) loader() serve.Loader {
 		p, err := serve.LoadONNXPolicy(dir, serve.ORTOptions{Lib: f.lib, IntraOpThreads: f.threads, Device: f.device, ActionCacheMB: f.cacheMB, ChunkActions: f.chunk})
 		if err != nil {
 			return nil, err
+		}
+		if f.batchWindow > 0 {
+			b, err := serve.NewBatcher(p, serve.BatchOptions{Window: f.batchWindow, MaxBatch: f.batchMax})
+			if err != nil {
+				p.Close()
+				return nil, err
+			}
+			return b, nil
 		}
 		return p, nil
 	}
@@ -132,7 +161,16 @@ func parseWeights(s string) ([]float64, error) {
 	return out, nil
 }
 
-func newServeCmd() *cobra.Command {
+// signalContext returns a context cancelled on SIGINT or SIGTERM.
+func signalContext(parent context.Context) (context.Context, context.CancelFunc) {
+	if parent == nil {
+		parent = context.Background()
+	}
+	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+}
+
+// NewServeCmd returns the `serve` command: the HTTP policy server.
+func NewServeCmd() *cobra.Command {
 	var of ortFlags
 	var armsFlag, mode, weights, addr, addrFile, adminToken, redisURL, redisPrefix, outageMode, logDir, logFormat string
 	var minShare, priorA, priorB float64
@@ -185,6 +223,15 @@ drains requests and closes the logs. See docs/SERVE.md.`,
 			specs, err := serve.ParseArmSpecs(armsFlag)
 			if err != nil {
 				return err
+			}
+			if err := of.checkDevice(); err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("batch-window") && strings.EqualFold(strings.TrimSpace(of.device), onnxrt.DeviceCUDA) {
+				of.batchWindow = serve.DefaultCUDABatchWindow
+			}
+			if of.batchWindow < 0 || of.batchMax < 1 {
+				return fmt.Errorf("--batch-window %s and --batch-max %d: want a window >= 0 and a max >= 1", of.batchWindow, of.batchMax)
 			}
 			var ws []float64
 			if mode == serve.ModeCanary {
@@ -318,11 +365,14 @@ drains requests and closes the logs. See docs/SERVE.md.`,
 	f.Int64Var(&logMaxBytes, "log-max-bytes", decisionlog.DefaultSegmentBytes, "cut the WAL into Parquet files as soon as a segment reaches this many bytes")
 	f.StringVar(&logFormat, "log-format", "json", "server log lines on stderr: json or text")
 	f.DurationVar(&drain, "drain", 10*time.Second, "on SIGTERM, wait this long for requests in flight")
+	f.DurationVar(&of.batchWindow, "batch-window", 0, "dynamic batching: /act requests for one arm arriving within this window of the first (or up to --batch-max) are scored in one ONNX Runtime call; 0 = off (default on the CPU; "+serve.DefaultCUDABatchWindow.String()+" with --device cuda)")
+	f.IntVar(&of.batchMax, "batch-max", serve.DefaultBatchMax, "dynamic batching: the most requests scored in one call")
 	of.register(cmd)
 	return cmd
 }
 
-func newOpeCmd() *cobra.Command {
+// NewOpeCmd returns the `ope` command: off-policy evaluation on the server's logs.
+func NewOpeCmd() *cobra.Command {
 	var of ortFlags
 	var logs, policy, ci, asJSON, arms string
 	var clip, level float64
