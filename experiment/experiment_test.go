@@ -25,17 +25,17 @@ func tinyConfig(out string) Config {
 	c := DefaultConfig()
 	c.Out, c.Log = out, io.Discard
 	c.Shop.Goals, c.Shop.Seed = shopgen.SampleGoals(20, 20, 60), 3
-	c.Seeds, c.Budget, c.Rounds, c.GenShare = 1, 3*time.Second, 2, 0.8
+	c.Seeds, c.Budget, c.Rounds, c.GenShare = 1, 2*time.Second, 2, 0.8
 	c.Demos = 60
 	c.Pretrain.Steps, c.Pretrain.Batch, c.Pretrain.MaxLen, c.Pretrain.VocabSize = 2, 4, 32, 2000
-	c.IL.Steps, c.IL.Batch, c.IL.MaxStateLen, c.IL.MaxActionLen = 20, 8, 64, 16
+	c.IL.Steps, c.IL.Batch, c.IL.MaxStateLen, c.IL.MaxActionLen = 12, 8, 64, 16
 	c.ILCont.Batch, c.ILCont.MaxStateLen, c.ILCont.MaxActionLen = 8, 64, 16
 	c.PG.Batch, c.PPO.Batch, c.DPO.Batch = 8, 8, 8
 	c.PG.PG.EpisodesPerStep, c.PPO.PPO.EpisodesPerRollout = 4, 4
 	c.Generate.Keep, c.DPO.MaxEpisodes = 5, 10
 	c.Sweep = []Trial{{Method: MethodDPO, LR: 5e-5, Beta: 0.1}, {Method: MethodDPO, LR: 2e-4, Beta: 0.5}, {Method: MethodPG, LR: 1e-4}}
-	c.SweepGoals, c.EvalGoals = 6, 8
-	c.Thompson = ThompsonConfig{Episodes: 12, Runs: 2, MinShare: 0.02, Seed: 1, Workers: 4}
+	c.SweepGoals, c.EvalGoals = 4, 6
+	c.Thompson = ThompsonConfig{Episodes: 10, Runs: 2, MinShare: 0.02, Seed: 1, Workers: 4}
 	return c
 }
 
@@ -137,7 +137,7 @@ func TestPaperProtocol(t *testing.T) {
 		t.Errorf("sweep trial not trained with the sweep seed from seed 1's IL: %s", rec.Config)
 	}
 	// Thompson sampling over seed 1's models, one arm per method.
-	if res.Thompson == nil || res.Thompson.TotalEpisodes != 24 || len(res.Thompson.Arms) != len(want) {
+	if res.Thompson == nil || res.Thompson.TotalEpisodes != 20 || len(res.Thompson.Arms) != len(want) {
 		t.Fatalf("thompson %+v (error %q)", res.Thompson, res.ThompsonError)
 	}
 	shares := 0.0
@@ -186,8 +186,8 @@ func TestPaperProtocol(t *testing.T) {
 	// A changed configuration reruns the stages it touches and what depends on them, and
 	// a step-counted stage then starts over instead of resuming another configuration's
 	// checkpoints; the stages before it are kept.
-	cfg.Budget = 3500 * time.Millisecond
-	cfg.IL.Steps = 21
+	cfg.Budget = 2500 * time.Millisecond
+	cfg.IL.Steps = 13
 	cfg.Methods = []string{MethodRule, MethodIL, MethodPG}
 	cfg.Sweep, cfg.Thompson.Episodes = nil, 0
 	third, err := Run(context.Background(), cfg)
@@ -205,8 +205,8 @@ func TestPaperProtocol(t *testing.T) {
 		Step      int64 `json:"step"`
 		StartStep int64 `json:"start_step"`
 	}
-	if err := readRecord(t, out, "il-s1").decode(&il); err != nil || il.StartStep != 0 || il.Step != 21 {
-		t.Errorf("il-s1 after the change: %+v %v (want steps 0..21, not resumed)", il, err)
+	if err := readRecord(t, out, "il-s1").decode(&il); err != nil || il.StartStep != 0 || il.Step != 13 {
+		t.Errorf("il-s1 after the change: %+v %v (want steps 0..13, not resumed)", il, err)
 	}
 }
 

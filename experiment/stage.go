@@ -148,6 +148,9 @@ func (s *stager) eta() string {
 
 // stage runs spec unless a previous invocation finished it with the same key.
 func (s *stager) stage(spec stageSpec) (StageRecord, error) {
+	if rec, ok := s.records[spec.name]; ok {
+		return rec, nil // passed already in this invocation (the plan asks for it twice)
+	}
 	key, cfg, err := s.key(spec)
 	if err != nil {
 		return StageRecord{}, err
