@@ -1,0 +1,274 @@
+package elementwise
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The references below evaluate each output element on its own from its coordinates, in
+// float32, with the same operation (and, for reductions, the same row-major order), so
+// every result must be bit-identical; NaNs must match NaNs.
+
+func randomValues(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+		if v[i] == 0 {
+			v[i] = 1
+		}
+	}
+	return v
+}
+
+func unflatten(i int, dims []int) []int {
+	c := make([]int, len(dims))
+	for a := len(dims) - 1; a >= 0; a-- {
+		c[a] = i % dims[a]
+		i /= dims[a]
+	}
+	return c
+}
+
+// flatIndex is the flat index in dims of coords, taking coordinate 0 on axes of
+// dimension 1 (broadcast).
+func flatIndex(coords, dims []int) int {
+	i := 0
+	for a, d := range dims {
+		c := coords[a]
+		if d == 1 {
+			c = 0
+		}
+		i = i*d + c
+	}
+	return i
+}
+
+func same(a, b float32) bool {
+	return a == b || (a != a && b != b)
+}
+
+func apply(op BinaryOp, a, b float32) float32 {
+	switch op {
+	case Add:
+		return a + b
+	case Sub:
+		return a - b
+	case Mul:
+		return a * b
+	}
+	return a / b
+}
+
+var binaryCases = []struct {
+	out, lhs, rhs []int
+}{
+	{[]int{7}, []int{7}, []int{7}},
+	{[]int{}, []int{}, []int{}},
+	{[]int{5, 3}, []int{}, []int{5, 3}},
+	{[]int{5, 3}, []int{5, 3}, []int{}},
+	{[]int{5, 3}, []int{5, 3}, []int{1, 1}},
+	{[]int{4, 3, 6}, []int{1, 1, 6}, []int{4, 3, 6}},          // Bias add.
+	{[]int{4, 3, 6}, []int{4, 3, 6}, []int{4, 3, 1}},          // LayerNorm's mean.
+	{[]int{4, 3, 6}, []int{4, 1, 6}, []int{1, 3, 1}},          // Both broadcast, alternating.
+	{[]int{2, 3, 4, 5}, []int{2, 1, 1, 5}, []int{2, 3, 4, 5}}, // Attention mask bias.
+	{[]int{2, 1, 4, 5}, []int{2, 1, 4, 1}, []int{1, 1, 4, 5}},
+	{[]int{300, 257}, []int{300, 1}, []int{1, 257}}, // Large enough to run in parallel.
+	{[]int{600, 300}, []int{600, 300}, []int{600, 300}},
+	{[]int{3, 0, 2}, []int{3, 0, 2}, []int{1, 0, 1}},
+}
+
+func TestBinary(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, c := range binaryCases {
+		for op := Add; op <= Div; op++ {
+			t.Run(fmt.Sprintf("%s/%v_%v_%v", op, c.out, c.lhs, c.rhs), func(t *testing.T) {
+				lhs, rhs := randomValues(rng, size(c.lhs)), randomValues(rng, size(c.rhs))
+				if len(lhs) > 2 {
+					lhs[1] = float32(math.NaN())
+					lhs[2] = float32(math.Inf(1))
+				}
+				for _, workers := range []int{1, 2, 3} {
+					out := make([]float32, size(c.out))
+					if err := Binary(op, out, lhs, rhs, c.out, c.lhs, c.rhs, workers); err != nil {
+						t.Fatal(err)
+					}
+					for i := range out {
+						coords := unflatten(i, c.out)
+						li, ri := 0, 0
+						if size(c.lhs) > 1 {
+							li = flatIndex(coords, c.lhs)
+						}
+						if size(c.rhs) > 1 {
+							ri = flatIndex(coords, c.rhs)
+						}
+						if want := apply(op, lhs[li], rhs[ri]); !same(out[i], want) {
+							t.Fatalf("workers %d: out[%d] (%v) = %v, want %v", workers, i, coords, out[i], want)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestBinaryInPlace(t *testing.T) {
+	// out aliases the full-size operand, as when the executor reuses an input buffer.
+	rng := rand.New(rand.NewPCG(3, 4))
+	dims, bias := []int{400, 200}, []int{1, 200}
+	lhs, rhs := randomValues(rng, size(dims)), randomValues(rng, size(bias))
+	want := make([]float32, len(lhs))
+	if err := Binary(Sub, want, lhs, rhs, dims, dims, bias, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := Binary(Sub, lhs, lhs, rhs, dims, dims, bias, 2); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(lhs, want) {
+		t.Error("in-place result differs")
+	}
+}
+
+func TestBinaryErrors(t *testing.T) {
+	for _, tc := range []struct {
+		out, lhs, rhs []int
+		outLen        int
+		want          string
+	}{
+		{[]int{4, 3}, []int{4, 2}, []int{4, 3}, 12, "axis 1"},
+		{[]int{4, 3}, []int{3}, []int{4, 3}, 12, "ranks differ"},
+		{[]int{4, 3}, []int{4, 3}, []int{4, 3}, 11, "into 11"},
+	} {
+		err := Binary(Add, make([]float32, tc.outLen), make([]float32, size(tc.lhs)), make([]float32, size(tc.rhs)),
+			tc.out, tc.lhs, tc.rhs, 1)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Binary(%v, %v -> %v) error = %v, want %q", tc.lhs, tc.rhs, tc.out, err, tc.want)
+		}
+	}
+	if err := Binary(BinaryOp(9), nil, nil, nil, nil, nil, nil, 1); err == nil {
+		t.Error("unknown op accepted")
+	}
+}
+
+func TestBroadcastInDim(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, c := range []struct {
+		out, in, axes []int
+	}{
+		{[]int{4, 5}, []int{}, []int{}},
+		{[]int{4, 5}, []int{5}, []int{1}},
+		{[]int{4, 5}, []int{4}, []int{0}},
+		{[]int{3, 4, 5}, []int{3, 5}, []int{0, 2}},
+		{[]int{3, 4, 5}, []int{3, 1, 5}, []int{0, 1, 2}},
+		{[]int{3, 4, 5}, []int{5, 3}, []int{2, 0}}, // Transposing.
+		{[]int{500, 300}, []int{300}, []int{1}},    // Parallel.
+		{[]int{500, 300}, []int{500}, []int{0}},
+		{[]int{70000}, []int{}, []int{}},
+	} {
+		in := randomValues(rng, size(c.in))
+		for _, workers := range []int{1, 2} {
+			out := make([]float32, size(c.out))
+			if err := BroadcastInDim(out, in, c.out, c.in, c.axes, workers); err != nil {
+				t.Fatal(err)
+			}
+			for i := range out {
+				coords := unflatten(i, c.out)
+				src := 0
+				for j, a := range c.axes {
+					coord := coords[a]
+					if c.in[j] == 1 {
+						coord = 0
+					}
+					src = src*c.in[j] + coord
+				}
+				if out[i] != in[src] {
+					t.Fatalf("BroadcastInDim(%v -> %v, axes %v) workers %d: out[%d] = %v, want in[%d] = %v",
+						c.in, c.out, c.axes, workers, i, out[i], src, in[src])
+				}
+			}
+		}
+	}
+	if err := BroadcastInDim(make([]float32, 6), make([]float32, 3), []int{2, 3}, []int{3}, []int{0}, 1); err == nil {
+		t.Error("mismatched axis accepted")
+	}
+}
+
+func TestReduce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, c := range []struct {
+		in, axes []int
+	}{
+		{[]int{7}, []int{0}},
+		{[]int{4, 6}, []int{1}},              // Softmax's sum over the last axis.
+		{[]int{4, 6}, []int{0}},              // A bias gradient.
+		{[]int{4, 6}, []int{0, 1}},           // Everything.
+		{[]int{4, 6}, []int{}},               // Nothing.
+		{[]int{3, 4, 5}, []int{1}},           // Middle axis.
+		{[]int{3, 4, 5}, []int{0, 2}},        // Alternating.
+		{[]int{2, 3, 4, 5}, []int{3, 1}},     // Unordered axes.
+		{[]int{300, 400}, []int{1}},          // Parallel, kept outer axis.
+		{[]int{300, 400}, []int{0}},          // Reduced outer axis.
+		{[]int{8, 1, 100, 100}, []int{2, 3}}, // Size-1 axis kept.
+	} {
+		in := randomValues(rng, size(c.in))
+		in[len(in)/2] = float32(math.Inf(1))
+		var outDims []int
+		for a, d := range c.in {
+			if !slices.Contains(c.axes, a) {
+				outDims = append(outDims, d)
+			}
+		}
+		for op := ReduceSum; op <= ReduceMin; op++ {
+			want := make([]float32, size(outDims))
+			for i := range want {
+				want[i] = op.identity()
+			}
+			for i, v := range in { // Row-major order, one element at a time.
+				coords := unflatten(i, c.in)
+				o := 0
+				for a, d := range c.in {
+					if !slices.Contains(c.axes, a) {
+						o = o*d + coords[a]
+					}
+				}
+				switch op {
+				case ReduceSum:
+					want[o] += v
+				case ReduceMax:
+					want[o] = max(want[o], v)
+				case ReduceMin:
+					want[o] = min(want[o], v)
+				}
+			}
+			for _, workers := range []int{1, 2} {
+				out := make([]float32, size(outDims))
+				if err := Reduce(op, out, in, c.in, c.axes, workers); err != nil {
+					t.Fatal(err)
+				}
+				for i := range out {
+					if !same(out[i], want[i]) {
+						t.Fatalf("%s(%v over %v) workers %d: out[%d] = %v, want %v", op, c.in, c.axes, workers, i, out[i], want[i])
+					}
+				}
+			}
+		}
+	}
+	if err := Reduce(ReduceSum, make([]float32, 2), make([]float32, 6), []int{2, 3}, []int{1, 1}, 1); err == nil {
+		t.Error("repeated axis accepted")
+	}
+}
+
+func TestFill(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 17, 1000} {
+		dst := make([]float32, n)
+		fill(dst, 2.5)
+		for i, v := range dst {
+			if v != 2.5 {
+				t.Fatalf("fill(%d): dst[%d] = %v", n, i, v)
+			}
+		}
+	}
+}
