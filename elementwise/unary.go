@@ -100,14 +100,18 @@ func expRun(dst, src []float32) {
 	}
 }
 
-// erf is approximated on [0, erfMax) by erfSegments polynomials of degree 7, one per
-// interval of width 1/erfScale, interpolating math.Erf at the Chebyshev points of the
-// interval (computed once at start-up); beyond erfMax, float32(erf(x)) is 1.
+// erf(x) = x g(x) where g(x) = erf(x)/x is even, smooth and positive; g is approximated on
+// [0, erfMax) by erfSegments polynomials of degree 7, one per interval of width 1/erfScale,
+// interpolating math.Erf(x)/x at the Chebyshev points of the interval (computed once at
+// start-up). Beyond erfMax, float32(erf(x)) is 1. The evaluation has no data-dependent
+// branch (GELU's inputs have random signs and magnitudes).
 const (
 	erfScale    = 16
 	erfMax      = 4
 	erfSegments = erfMax * erfScale
 	erfDegree   = 7
+	// erfClamp is where larger arguments are evaluated: erf rounds to 1 in float32 there.
+	erfClamp = erfMax - 1.0/(4*erfScale)
 )
 
 // erfTable holds each interval's polynomial in t in [-1, 1] (monomial coefficients,
@@ -134,7 +138,8 @@ func newErfTable() *[erfSegments][erfDegree + 1]float64 {
 		var values [n]float64
 		for k := range n {
 			t := math.Cos(math.Pi * (float64(k) + 0.5) / n)
-			values[k] = math.Erf(lo + (t+1)/(2*erfScale))
+			a := lo + (t+1)/(2*erfScale) // Never 0: Chebyshev points are interior.
+			values[k] = math.Erf(a) / a
 		}
 		for j := range n {
 			c := 0.0
@@ -153,40 +158,34 @@ func newErfTable() *[erfSegments][erfDegree + 1]float64 {
 	return &table
 }
 
-// erf32 returns float32(erf(x)).
-func erf32(x float32) float32 {
-	a := float64(x)
-	negative := a < 0
-	if negative {
-		a = -a
-	}
-	if a >= erfMax {
-		a = erfMax - 1.0/(4*erfScale) // erf is 1 in float32 here; keeps the index in range.
-	}
-	s := int(a * erfScale)
-	if s == 0 {
-		// Near 0 the interpolation's absolute error would be a large relative error: use
-		// the Taylor series erf(a) = 2/sqrt(pi) (a - a^3/3 + a^5/10 - a^7/42 + a^9/216 - ...),
-		// whose next term is below 2e-13 relative for a < 1/16.
-		z := a * a
-		p := a * (2 / math.SqrtPi) * (1 - z*(1.0/3-z*(1.0/10-z*(1.0/42-z*(1.0/216-z*(1.0/1320))))))
-		if negative {
-			p = -p
-		}
-		return float32(p)
-	}
-	t := a*(2*erfScale) - float64(2*s+1)
-	c := &erfTable[s&(erfSegments-1)]
-	p := ((((((c[7]*t+c[6])*t+c[5])*t+c[4])*t+c[3])*t+c[2])*t+c[1])*t + c[0]
-	if negative {
-		p = -p
-	}
-	return float32(p)
-}
-
+// erfRun sets dst[i] = float32(erf(src[i])). The loop body is written out (not a call
+// per element): the Go compiler does not inline it, and the call costs as much as the
+// polynomial.
 func erfRun(dst, src []float32) {
 	src = src[:len(dst)]
+	table := erfTable
 	for i, x := range src {
-		dst[i] = erf32(x)
+		d := widen(x)
+		a := min(math.Abs(d), erfClamp) // NaN stays NaN.
+		s := int(a * erfScale)
+		t := a*(2*erfScale) - float64(2*s+1)
+		c := &table[s&(erfSegments-1)]
+		g := ((((((c[7]*t+c[6])*t+c[5])*t+c[4])*t+c[3])*t+c[2])*t+c[1])*t + c[0]
+		dst[i] = float32(math.Copysign(a*g, d))
 	}
+}
+
+// widen returns float64(x). On amd64 the conversion instruction (CVTSS2SD) writes only the
+// low half of its destination register, which makes it wait for the last value computed
+// in that register: in a loop that is usually the previous iteration's result, and every
+// iteration then waits for the one before (a fivefold slowdown measured for erf32).
+// Building the float64 from the bits in an integer register (moved with a full-width
+// write) has no such dependency. Zero, denormals, infinities and NaN take the slow path.
+func widen(x float32) float64 {
+	b := math.Float32bits(x)
+	e := b >> 23 & 0xff
+	if e == 0 || e == 0xff {
+		return float64(x)
+	}
+	return math.Float64frombits(uint64(b>>31)<<63 | uint64(e+(1023-127))<<52 | uint64(b&(1<<23-1))<<29)
 }

@@ -18,7 +18,7 @@ import (
 // This file installs faster executors for a few operations of GoMLX v0.26.0's pure-Go
 // backend ("simplego"): float32 DotGeneral on package matmul's SIMD kernels, and float32
 // Add, Sub, Mul, Div, BroadcastInDim and ReduceSum/Max/Min on package elementwise (the
-// executors are in simplegoexec.go). docs/GOMLX.md describes it; matmulhook_test.go pins it.
+// executors are in simplegoexec.go). docs/GOMLX.md describes it; simplegohook_test.go pins it.
 //
 // simplego executes each graph node with a function taken from a table indexed by op type
 // (nodeExecutors), filled at init time through setNodeExecutor(opType, priority, executor);
