@@ -363,11 +363,19 @@ func (k *Kernel) getScratch() *scratch {
 }
 
 // runTask computes one task with the blocked algorithm (see the package documentation).
+//
+// When the left-hand side is row-major in the contracting axis with evenly spaced rows
+// (x[N, in] in a dense layer, attention probabilities) and the kernel has a strided
+// micro-kernel, its full mr-row panels are read in place instead of being packed: packing
+// them costs as much as the product when the right-hand side is narrow (attention's
+// context product, 32 or 64 columns).
 func (k *Kernel) runTask(p *Product, t task, out, lhs, rhs []float32) {
 	sc := k.getScratch()
 	defer k.scratch.Put(sc)
 	s := p.shape
 	mr, nr := k.mr, k.nr
+	stridedA := k.microStrided != nil && p.lhs.contractingStride == 1 && p.lhs.crossStride > 0
+	lda := p.lhs.crossStride
 	for b := t.b0; b < t.b1; b++ {
 		lhsBase, rhsBase := p.lhs.batch[b], p.rhs.batch[b]
 		outBatch := out[b*s.M*s.N : (b+1)*s.M*s.N]
@@ -379,29 +387,46 @@ func (k *Kernel) runTask(p *Product, t task, out, lhs, rhs []float32) {
 				packPanels(sc.b, rhs, &p.rhs, rhsBase, jc, nc, pc, kc, nr)
 				for ic := t.m0; ic < t.m1; ic += k.mc {
 					mc := min(k.mc, t.m1-ic)
-					packPanels(sc.a, lhs, &p.lhs, lhsBase, ic, mc, pc, kc, mr)
+					fullRows := mc - mc%mr
+					if !stridedA {
+						packPanels(sc.a, lhs, &p.lhs, lhsBase, ic, mc, pc, kc, mr)
+					} else if fullRows < mc {
+						// Only the last, partial panel is packed, at the start of sc.a.
+						packPanels(sc.a, lhs, &p.lhs, lhsBase, ic+fullRows, mc-fullRows, pc, kc, mr)
+					}
 					for jr := 0; jr < nc; jr += nr {
 						bPanel := sc.b[jr*kc : (jr+nr)*kc]
 						cols := min(nr, nc-jr)
 						for ir := 0; ir < mc; ir += mr {
-							aPanel := sc.a[ir*kc : (ir+mr)*kc]
 							rows := min(mr, mc-ir)
 							cOff := (ic+ir)*s.N + jc + jr
-							if rows == mr && cols == nr {
-								k.micro(kc, aPanel, bPanel, outBatch[cOff:], s.N, accumulate)
+							full := rows == mr && cols == nr
+							// The tile goes to the output directly when whole, else aside.
+							dst, ldc, acc := outBatch[cOff:], s.N, accumulate
+							if !full {
+								dst, ldc, acc = sc.tile, nr, false
+							}
+							switch {
+							case stridedA && rows == mr:
+								aOff := lhsBase + p.lhs.cross[ic+ir] + pc
+								k.microStrided(kc, lhs[aOff:], lda, bPanel, dst, ldc, acc)
+							case stridedA:
+								k.micro(kc, sc.a[:mr*kc], bPanel, dst, ldc, acc)
+							default:
+								k.micro(kc, sc.a[ir*kc:(ir+mr)*kc], bPanel, dst, ldc, acc)
+							}
+							if full {
 								continue
 							}
-							// Edge tile: compute the full tile aside, keep the valid part.
-							k.micro(kc, aPanel, bPanel, sc.tile, nr, false)
 							for r := range rows {
-								dst := outBatch[cOff+r*s.N : cOff+r*s.N+cols]
+								d := outBatch[cOff+r*s.N : cOff+r*s.N+cols]
 								src := sc.tile[r*nr : r*nr+cols]
 								if accumulate {
 									for c, v := range src {
-										dst[c] += v
+										d[c] += v
 									}
 								} else {
-									copy(dst, src)
+									copy(d, src)
 								}
 							}
 						}

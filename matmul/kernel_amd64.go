@@ -11,10 +11,14 @@ var available = amd64Kernels()
 func amd64Kernels() []*Kernel {
 	var kernels []*Kernel
 	if cpu.X86.HasAVX512F {
-		kernels = append(kernels, newKernel(AVX512, 12, 32, microAVX512))
+		k := newKernel(AVX512, 12, 32, microAVX512)
+		k.microStrided = microStridedAVX512
+		kernels = append(kernels, k)
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
-		kernels = append(kernels, newKernel(AVX2, 6, 16, microAVX2))
+		k := newKernel(AVX2, 6, 16, microAVX2)
+		k.microStrided = microStridedAVX2
+		kernels = append(kernels, k)
 	}
 	return append(kernels, genericKernel)
 }
@@ -36,6 +40,22 @@ func microAVX2(kc int, a, b, c []float32, ldc int, accumulate bool) {
 	micro6x16AVX2(kc, &a[0], &b[0], &c[0], ldc, accumulate)
 }
 
+// microStridedAVX512 is microAVX512 reading a in place, row r at a[r*lda:].
+func microStridedAVX512(kc int, a []float32, lda int, b, c []float32, ldc int, accumulate bool) {
+	_ = a[11*lda+kc-1]
+	_ = b[kc*32-1]
+	_ = c[11*ldc+31]
+	micro12x32StridedAVX512(kc, &a[0], lda, &b[0], &c[0], ldc, accumulate)
+}
+
+// microStridedAVX2 is microAVX2 reading a in place, row r at a[r*lda:].
+func microStridedAVX2(kc int, a []float32, lda int, b, c []float32, ldc int, accumulate bool) {
+	_ = a[5*lda+kc-1]
+	_ = b[kc*16-1]
+	_ = c[5*ldc+15]
+	micro6x16StridedAVX2(kc, &a[0], lda, &b[0], &c[0], ldc, accumulate)
+}
+
 // micro12x32AVX512 computes c[12 x 32] (row stride ldc) = or += a.b over kc >= 1 steps of
 // the packed panels a (12 values per step) and b (32 values per step). Implemented in
 // kernel_amd64.s; needs AVX512F.
@@ -47,3 +67,14 @@ func micro12x32AVX512(kc int, a, b, c *float32, ldc int, accumulate bool)
 //
 //go:noescape
 func micro6x16AVX2(kc int, a, b, c *float32, ldc int, accumulate bool)
+
+// micro12x32StridedAVX512 is micro12x32AVX512 with a unpacked: row r starts at a + r*lda
+// (lda in elements).
+//
+//go:noescape
+func micro12x32StridedAVX512(kc int, a *float32, lda int, b, c *float32, ldc int, accumulate bool)
+
+// micro6x16StridedAVX2 is micro6x16AVX2 with a unpacked: row r starts at a + r*lda.
+//
+//go:noescape
+func micro6x16StridedAVX2(kc int, a *float32, lda int, b, c *float32, ldc int, accumulate bool)

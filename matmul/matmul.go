@@ -47,6 +47,9 @@ type Kernel struct {
 	// packed panels a (mr values per step) and b (nr values per step): c = a.b, or
 	// c += a.b when accumulate is set.
 	micro func(kc int, a, b, c []float32, ldc int, accumulate bool)
+	// microStrided, when not nil, is micro reading a unpacked: row r of the tile is
+	// a[r*lda:], contiguous in the contracting axis.
+	microStrided func(kc int, a []float32, lda int, b, c []float32, ldc int, accumulate bool)
 	// scratch holds per-worker packing buffers between calls.
 	scratch sync.Pool
 }

@@ -24,6 +24,8 @@ func packPanels(dst, data []float32, l *layout, base, i0, count, k0, kc, width i
 		first := i0 + p*width
 		rows := min(width, i0+count-first)
 		switch {
+		case l.contractingStride == 1 && rows == width:
+			packRows(panel, data, base+k0, l.cross[first:first+width], kc, width)
 		case l.contractingStride == 1:
 			for r := range rows {
 				src := data[base+l.cross[first+r]+k0:]
@@ -51,6 +53,40 @@ func packPanels(dst, data []float32, l *layout, base, i0, count, k0, kc, width i
 			for k := range kc {
 				clear(panel[k*width+rows : (k+1)*width])
 			}
+		}
+	}
+}
+
+// packRows packs a full panel of width rows that are contiguous in the contracting axis
+// (row r starts at data[base+rowOffsets[r]]): panel[k*width+r] = row r's element k. It
+// goes over k in the outer loop, so that the stores are sequential, and reads the rows in
+// blocks of 8 contracting steps held in a small buffer, so that each row is read
+// sequentially too.
+func packRows(panel, data []float32, base int, rowOffsets []int, kc, width int) {
+	const block = 8
+	var rows [32][]float32
+	for r := range width {
+		rows[r] = data[base+rowOffsets[r] : base+rowOffsets[r]+kc]
+	}
+	k := 0
+	for ; k+block <= kc; k += block {
+		dst := panel[k*width : (k+block)*width]
+		for r := range width {
+			src := rows[r][k : k+block]
+			dst[r] = src[0]
+			dst[width+r] = src[1]
+			dst[2*width+r] = src[2]
+			dst[3*width+r] = src[3]
+			dst[4*width+r] = src[4]
+			dst[5*width+r] = src[5]
+			dst[6*width+r] = src[6]
+			dst[7*width+r] = src[7]
+		}
+	}
+	for ; k < kc; k++ {
+		dst := panel[k*width : (k+1)*width]
+		for r := range width {
+			dst[r] = rows[r][k]
 		}
 	}
 }
