@@ -253,8 +253,26 @@ func parallel(it *iteration, total, workers int, fn func(start, end int)) {
 	wg.Wait()
 }
 
-// binaryVectors computes dst[i] = a[i] op b[i].
+// binaryVectors computes dst[i] = a[i] op b[i], with SIMD where available.
 func binaryVectors(op BinaryOp, dst, a, b []float32) {
+	n := binarySIMD(op, dst, a, b, false, false)
+	binaryVectorsGo(op, dst[n:], a[n:], b[n:])
+}
+
+// binaryScalarRHS computes dst[i] = a[i] op b, with SIMD where available.
+func binaryScalarRHS(op BinaryOp, dst, a []float32, b float32) {
+	n := binarySIMD(op, dst, a, []float32{b}, false, true)
+	binaryScalarRHSGo(op, dst[n:], a[n:], b)
+}
+
+// binaryScalarLHS computes dst[i] = a op b[i], with SIMD where available.
+func binaryScalarLHS(op BinaryOp, dst []float32, a float32, b []float32) {
+	n := binarySIMD(op, dst, []float32{a}, b, true, false)
+	binaryScalarLHSGo(op, dst[n:], a, b[n:])
+}
+
+// binaryVectorsGo computes dst[i] = a[i] op b[i].
+func binaryVectorsGo(op BinaryOp, dst, a, b []float32) {
 	a, b = a[:len(dst)], b[:len(dst)]
 	switch op {
 	case Add:
@@ -276,8 +294,8 @@ func binaryVectors(op BinaryOp, dst, a, b []float32) {
 	}
 }
 
-// binaryScalarRHS computes dst[i] = a[i] op b.
-func binaryScalarRHS(op BinaryOp, dst, a []float32, b float32) {
+// binaryScalarRHSGo computes dst[i] = a[i] op b.
+func binaryScalarRHSGo(op BinaryOp, dst, a []float32, b float32) {
 	a = a[:len(dst)]
 	switch op {
 	case Add:
@@ -299,8 +317,8 @@ func binaryScalarRHS(op BinaryOp, dst, a []float32, b float32) {
 	}
 }
 
-// binaryScalarLHS computes dst[i] = a op b[i].
-func binaryScalarLHS(op BinaryOp, dst []float32, a float32, b []float32) {
+// binaryScalarLHSGo computes dst[i] = a op b[i].
+func binaryScalarLHSGo(op BinaryOp, dst []float32, a float32, b []float32) {
 	b = b[:len(dst)]
 	switch op {
 	case Add:
