@@ -308,3 +308,115 @@ func checkSame(t *testing.T, what string, got, want []float32) {
 		}
 	}
 }
+
+func TestWhere(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, n := range []int{0, 1, 7, 100, 70000} {
+		cond := make([]bool, n)
+		for i := range cond {
+			cond[i] = rng.IntN(10) != 0
+		}
+		a, b := randomValues(rng, n), randomValues(rng, n)
+		if n > 3 {
+			a[2], b[3] = float32(math.NaN()), float32(math.Copysign(0, -1))
+		}
+		for _, scalars := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+			t1, f1 := a, b
+			if scalars[0] {
+				t1 = []float32{-7}
+			}
+			if scalars[1] {
+				f1 = []float32{float32(math.Inf(1))}
+			}
+			for _, workers := range []int{1, 2} {
+				out := make([]float32, n)
+				if err := Where(out, cond, t1, f1, workers); err != nil {
+					t.Fatal(err)
+				}
+				for i := range out {
+					want := pick(f1, i)
+					if cond[i] {
+						want = pick(t1, i)
+					}
+					if math.Float32bits(out[i]) != math.Float32bits(want) {
+						t.Fatalf("n=%d scalars=%v: out[%d] = %v, want %v", n, scalars, i, out[i], want)
+					}
+				}
+			}
+		}
+	}
+	if err := Where(make([]float32, 3), make([]bool, 2), []float32{1}, []float32{1}, 1); err == nil {
+		t.Error("length mismatch accepted")
+	}
+}
+
+func pick(v []float32, i int) float32 {
+	if len(v) == 1 {
+		return v[0]
+	}
+	return v[i]
+}
+
+func TestTranspose(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	for _, c := range []struct{ dims, perm []int }{
+		{[]int{5}, []int{0}},
+		{[]int{3, 4}, []int{1, 0}},
+		{[]int{2, 3, 4, 5}, []int{0, 2, 1, 3}}, // Attention heads <-> tokens, rows kept.
+		{[]int{2, 3, 4}, []int{2, 0, 1}},
+		{[]int{300, 257}, []int{1, 0}}, // Parallel.
+		{[]int{32, 4, 32, 16}, []int{0, 2, 1, 3}},
+	} {
+		in := randomValues(rng, size(c.dims))
+		outDims := make([]int, len(c.perm))
+		for i, a := range c.perm {
+			outDims[i] = c.dims[a]
+		}
+		for _, workers := range []int{1, 2} {
+			out := make([]float32, len(in))
+			if err := Transpose(out, in, c.dims, c.perm, workers); err != nil {
+				t.Fatal(err)
+			}
+			for i := range out {
+				oc := unflatten(i, outDims)
+				ic := make([]int, len(c.dims))
+				for j, a := range c.perm {
+					ic[a] = oc[j]
+				}
+				if want := in[flatIndex(ic, c.dims)]; out[i] != want {
+					t.Fatalf("Transpose(%v, %v): out%v = %v, want %v", c.dims, c.perm, oc, out[i], want)
+				}
+			}
+		}
+	}
+	if err := Transpose(make([]float32, 6), make([]float32, 6), []int{2, 3}, []int{0, 0}, 1); err == nil {
+		t.Error("invalid permutation accepted")
+	}
+}
+
+func TestReduceMaxMinSpecialValues(t *testing.T) {
+	negZero := float32(math.Copysign(0, -1))
+	for _, c := range []struct {
+		in       []float32
+		max, min float32
+	}{
+		{[]float32{0, negZero, 0, negZero, negZero}, 0, negZero},
+		{[]float32{negZero, negZero, negZero, negZero, negZero, negZero}, negZero, negZero},
+		{[]float32{1, 2, 3, float32(math.NaN()), 5, 6, 7}, float32(math.NaN()), float32(math.NaN())},
+		{[]float32{-1, -2, float32(math.Inf(-1)), 4, 3, 2, 1, 0, 9}, 9, float32(math.Inf(-1))},
+	} {
+		for _, op := range []ReduceOp{ReduceMax, ReduceMin} {
+			out := make([]float32, 1)
+			if err := Reduce(op, out, c.in, []int{len(c.in)}, []int{0}, 1); err != nil {
+				t.Fatal(err)
+			}
+			want := c.max
+			if op == ReduceMin {
+				want = c.min
+			}
+			if math.Float32bits(out[0]) != math.Float32bits(want) && !(out[0] != out[0] && want != want) {
+				t.Errorf("%s(%v) = %v, want %v", op, c.in, out[0], want)
+			}
+		}
+	}
+}

@@ -42,7 +42,8 @@ func (op ReduceOp) identity() float32 {
 // Reduce reduces in (dimensions inDims) over the given axes into out, whose dimensions are
 // inDims without those axes. Each output element is accumulated in the input's row-major
 // order, one element after the other, as a plain loop over the input would (so sums are
-// bit-identical to that loop). Max and Min follow Go's max and min: a NaN wins. workers is
+// bit-identical to that loop; Max and Min, exact whatever the order, use several chains).
+// Max and Min follow Go's max and min: a NaN wins, -0 is below +0. workers is
 // the number of goroutines to use (<= 0: GOMAXPROCS).
 func Reduce(op ReduceOp, out, in []float32, inDims, axes []int, workers int) error {
 	if op > ReduceMin {
@@ -119,13 +120,27 @@ func reduceRun(op ReduceOp, acc float32, src []float32) float32 {
 			acc += v
 		}
 	case ReduceMax:
-		for _, v := range src {
-			acc = max(acc, v)
+		// Four independent chains: max is exact, so the order does not change the result
+		// (NaN wins, -0 < +0, as in Go's max).
+		a0, a1, a2, a3 := acc, acc, acc, acc
+		i := 0
+		for ; i+4 <= len(src); i += 4 {
+			a0, a1, a2, a3 = max(a0, src[i]), max(a1, src[i+1]), max(a2, src[i+2]), max(a3, src[i+3])
 		}
+		for ; i < len(src); i++ {
+			a0 = max(a0, src[i])
+		}
+		acc = max(max(a0, a1), max(a2, a3))
 	case ReduceMin:
-		for _, v := range src {
-			acc = min(acc, v)
+		a0, a1, a2, a3 := acc, acc, acc, acc
+		i := 0
+		for ; i+4 <= len(src); i += 4 {
+			a0, a1, a2, a3 = min(a0, src[i]), min(a1, src[i+1]), min(a2, src[i+2]), min(a3, src[i+3])
 		}
+		for ; i < len(src); i++ {
+			a0 = min(a0, src[i])
+		}
+		acc = min(min(a0, a1), min(a2, a3))
 	}
 	return acc
 }

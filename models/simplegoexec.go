@@ -197,6 +197,16 @@ func elementwiseExecutors(f nodeFields) map[backends.OpType]func(stock simplegoE
 			})
 		}
 	}
+	executors[backends.OpTypeWhere] = func(stock simplegoExecutor) simplegoExecutor {
+		return withFallback(stock, func(backend *simplego.Backend, node reflect.Value, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, bool, error) {
+			return runWhere(f, backend, node, inputs, owned)
+		})
+	}
+	executors[backends.OpTypeTranspose] = func(stock simplegoExecutor) simplegoExecutor {
+		return withFallback(stock, func(backend *simplego.Backend, node reflect.Value, inputs []*simplego.Buffer, _ []bool) (*simplego.Buffer, bool, error) {
+			return runTranspose(f, backend, node, inputs)
+		})
+	}
 	executors[backends.OpTypeBroadcastInDim] = func(stock simplegoExecutor) simplegoExecutor {
 		return withFallback(stock, func(backend *simplego.Backend, node reflect.Value, inputs []*simplego.Buffer, _ []bool) (*simplego.Buffer, bool, error) {
 			return runBroadcastInDim(f, backend, node, inputs)
@@ -265,6 +275,80 @@ func runUnary(op elementwise.UnaryOp, backend *simplego.Backend, inputs []*simpl
 	}
 	if err := elementwise.Unary(op, flat, in, 0); err != nil {
 		return nil, true, fmt.Errorf("models: %w", err)
+	}
+	return out, true, nil
+}
+
+// runWhere runs a Where with a full-size bool condition and float32 values (full-size or
+// scalars), writing into an owned value buffer of the output's shape as simplego does.
+func runWhere(f nodeFields, backend *simplego.Backend, node reflect.Value, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, bool, error) {
+	if len(inputs) != 3 || len(owned) != 3 {
+		return nil, false, nil
+	}
+	dtype, outDims := readShape(node, f)
+	n := shapes.Make(dtype, outDims...).Size()
+	if dtype != dtypes.Float32 || n < minElementwise {
+		return nil, false, nil
+	}
+	condFlat, err := backend.BufferData(inputs[0])
+	if err != nil {
+		return nil, false, nil
+	}
+	cond, ok := condFlat.([]bool)
+	if !ok || len(cond) != n {
+		return nil, false, nil
+	}
+	var values [2][]float32
+	var dims [2][]int
+	for i := range values {
+		if values[i], dims[i], ok = float32Data(backend, inputs[1+i]); !ok || (len(values[i]) != n && len(values[i]) != 1) {
+			return nil, false, nil
+		}
+	}
+	var out *simplego.Buffer
+	var flat []float32
+	switch {
+	case owned[1] && slices.Equal(dims[0], outDims):
+		out, flat = inputs[1], values[0]
+		inputs[1] = nil // Tells simplego that the output took over the buffer.
+	case owned[2] && slices.Equal(dims[1], outDims):
+		out, flat = inputs[2], values[1]
+		inputs[2] = nil
+	default:
+		if out, flat, err = newFloat32Buffer(backend, outDims); err != nil {
+			return nil, true, fmt.Errorf("models: Where output buffer: %w", err)
+		}
+	}
+	if err := elementwise.Where(flat, cond, values[0], values[1], 0); err != nil {
+		return nil, true, fmt.Errorf("models: %w", err)
+	}
+	return out, true, nil
+}
+
+// runTranspose runs a float32 Transpose.
+func runTranspose(f nodeFields, backend *simplego.Backend, node reflect.Value, inputs []*simplego.Buffer) (*simplego.Buffer, bool, error) {
+	if len(inputs) != 1 {
+		return nil, false, nil
+	}
+	in, inDims, ok := float32Data(backend, inputs[0])
+	if !ok || len(in) < minElementwise {
+		return nil, false, nil
+	}
+	perm, ok := readIntSlice(node.Field(f.data))
+	if !ok {
+		return nil, false, nil
+	}
+	dtype, outDims := readShape(node, f)
+	if dtype != dtypes.Float32 || len(perm) != len(inDims) {
+		return nil, false, nil
+	}
+	out, flat, err := newFloat32Buffer(backend, outDims)
+	if err != nil {
+		return nil, true, fmt.Errorf("models: Transpose output buffer: %w", err)
+	}
+	if err := elementwise.Transpose(flat, in, inDims, perm, 0); err != nil {
+		_ = backend.BufferFinalize(out)
+		return nil, false, nil // Not a permutation elementwise knows: the stock executor decides.
 	}
 	return out, true, nil
 }

@@ -17,8 +17,8 @@ import (
 
 // This file installs faster executors for a few operations of GoMLX v0.26.0's pure-Go
 // backend ("simplego"): float32 DotGeneral on package matmul's SIMD kernels, and float32
-// Add, Sub, Mul, Div, BroadcastInDim and ReduceSum/Max/Min on package elementwise (the
-// executors are in simplegoexec.go). docs/GOMLX.md describes it; simplegohook_test.go pins it.
+// Add, Sub, Mul, Div, Exp, Erf, Where, Transpose, BroadcastInDim and ReduceSum/Max/Min on
+// package elementwise (the executors are in simplegoexec.go). docs/GOMLX.md describes it; simplegohook_test.go pins it.
 //
 // simplego executes each graph node with a function taken from a table indexed by op type
 // (nodeExecutors), filled at init time through setNodeExecutor(opType, priority, executor);
@@ -39,7 +39,8 @@ import (
 //
 // The executors read two unexported fields of simplego's Node with reflect, read-only:
 // shape (the output shape) and data (the op's parameters: a *dotGeneralNodeData for
-// DotGeneral, the axes []int for BroadcastInDim and the reductions).
+// DotGeneral, the axes []int for BroadcastInDim and the reductions, the permutation []int
+// for Transpose).
 //
 // If a GoMLX upgrade renames a linked symbol, the build fails at link time ("relocation
 // target ... not defined"); if it changes their types or the node's fields,

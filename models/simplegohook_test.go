@@ -155,6 +155,8 @@ func TestSimplegoHookPinsGoMLXSource(t *testing.T) {
 		{"the stock registrations of the replaced ops", strings.Join(filter(calls, replacedOps...), "; "),
 			strings.Join([]string{
 				"setNodeExecutor(backends.OpTypeDotGeneral, priorityGeneric, execDotGeneral)",
+				"setNodeExecutor(backends.OpTypeWhere, priorityGeneric, execWhere)",
+				"setNodeExecutor(backends.OpTypeTranspose, priorityGeneric, execTranspose)",
 				"setNodeExecutor(backends.OpTypeBroadcastInDim, priorityGeneric, execBroadcastInDim)",
 				"setNodeExecutor(backends.OpTypeReduceMax, priorityGeneric, execReduce)",
 				"setNodeExecutor(backends.OpTypeReduceMin, priorityGeneric, execReduce)",
@@ -233,6 +235,7 @@ var replacedOps = []string{
 	"backends.OpTypeDotGeneral", "backends.OpTypeAdd", "backends.OpTypeSub", "backends.OpTypeMul",
 	"backends.OpTypeDiv", "backends.OpTypeBroadcastInDim", "backends.OpTypeReduceSum",
 	"backends.OpTypeReduceMax", "backends.OpTypeReduceMin", "backends.OpTypeExp", "backends.OpTypeErf",
+	"backends.OpTypeWhere", "backends.OpTypeTranspose",
 }
 
 // stockExecutors is simplego's executor table as GoMLX filled it, copied at package
@@ -259,7 +262,8 @@ func TestSimplegoHookInstalled(t *testing.T) {
 	elementwiseOn := !strings.EqualFold(strings.TrimSpace(os.Getenv(ElementwiseEnvVar)), SimplegoStock)
 	for _, op := range []backends.OpType{backends.OpTypeDotGeneral, backends.OpTypeAdd, backends.OpTypeSub,
 		backends.OpTypeMul, backends.OpTypeDiv, backends.OpTypeBroadcastInDim, backends.OpTypeReduceSum,
-		backends.OpTypeReduceMax, backends.OpTypeReduceMin, backends.OpTypeExp, backends.OpTypeErf} {
+		backends.OpTypeReduceMax, backends.OpTypeReduceMin, backends.OpTypeExp, backends.OpTypeErf,
+		backends.OpTypeWhere, backends.OpTypeTranspose} {
 		installed, stock := funcName(simplegoNodeExecutors[op]), funcName(stockExecutors[op])
 		if !strings.HasPrefix(stock, "github.com/gomlx/gomlx/backends/simplego.exec") {
 			t.Errorf("%s: GoMLX's executor is %s", op, stock)
@@ -375,11 +379,12 @@ func TestSimplegoHookElementwise(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	executors := elementwiseExecutors(f)
 	type opCase struct {
-		name   string
-		op     backends.OpType
-		inputs [][]int
-		dtype  dtypes.DType
-		build  func(b backends.Builder, in []backends.Op) (backends.Op, error)
+		name      string
+		op        backends.OpType
+		inputs    [][]int
+		dtype     dtypes.DType
+		boolFirst bool // The first input is a bool condition.
+		build     func(b backends.Builder, in []backends.Op) (backends.Op, error)
 	}
 	binary := func(name string, op backends.OpType, lhs, rhs []int, fn func(backends.Builder) func(x, y backends.Op) (backends.Op, error)) opCase {
 		return opCase{name: name, op: op, inputs: [][]int{lhs, rhs}, dtype: dtypes.Float32,
@@ -419,6 +424,12 @@ func TestSimplegoHookElementwise(t *testing.T) {
 			build: func(b backends.Builder, in []backends.Op) (backends.Op, error) { return b.Exp(in[0]) }},
 		{name: "erf", op: backends.OpTypeErf, inputs: [][]int{{4, 32, 16}}, dtype: dtypes.Float32,
 			build: func(b backends.Builder, in []backends.Op) (backends.Op, error) { return b.Erf(in[0]) }},
+		{name: "transpose_heads", op: backends.OpTypeTranspose, inputs: [][]int{{4, 32, 2, 16}}, dtype: dtypes.Float32,
+			build: func(b backends.Builder, in []backends.Op) (backends.Op, error) { return b.Transpose(in[0], 0, 2, 1, 3) }},
+		{name: "where_dropout", op: backends.OpTypeWhere, inputs: [][]int{{4, 32, 16}, {4, 32, 16}, {}}, dtype: dtypes.Float32, boolFirst: true,
+			build: func(b backends.Builder, in []backends.Op) (backends.Op, error) { return b.Where(in[0], in[1], in[2]) }},
+		{name: "where_both_full", op: backends.OpTypeWhere, inputs: [][]int{{4, 32, 16}, {4, 32, 16}, {4, 32, 16}}, dtype: dtypes.Float32, boolFirst: true,
+			build: func(b backends.Builder, in []backends.Op) (backends.Op, error) { return b.Where(in[0], in[1], in[2]) }},
 		{name: "float64_stays_stock", op: backends.OpTypeReduceSum, inputs: [][]int{{4, 32, 16}}, dtype: dtypes.Float64,
 			build: func(b backends.Builder, in []backends.Op) (backends.Op, error) { return b.ReduceSum(in[0], 2) }},
 	}
@@ -426,8 +437,14 @@ func TestSimplegoHookElementwise(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			b := backend.Builder(c.name)
 			params := make([]backends.Op, len(c.inputs))
+			dtypeOf := func(i int) dtypes.DType {
+				if i == 0 && c.boolFirst {
+					return dtypes.Bool
+				}
+				return c.dtype
+			}
 			for i, dims := range c.inputs {
-				if params[i], err = b.Parameter(fmt.Sprintf("x%d", i), shapes.Make(c.dtype, dims...), nil); err != nil {
+				if params[i], err = b.Parameter(fmt.Sprintf("x%d", i), shapes.Make(dtypeOf(i), dims...), nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -442,7 +459,13 @@ func TestSimplegoHookElementwise(t *testing.T) {
 				for i, dims := range c.inputs {
 					n := shapes.Make(c.dtype, dims...).Size()
 					var flat any
-					if c.dtype == dtypes.Float32 {
+					if dtypeOf(i) == dtypes.Bool {
+						v := make([]bool, n)
+						for j := range v {
+							v[j] = r.IntN(10) != 0
+						}
+						flat = v
+					} else if c.dtype == dtypes.Float32 {
 						v := make([]float32, n)
 						for j := range v {
 							v[j] = float32(r.NormFloat64())
@@ -455,7 +478,7 @@ func TestSimplegoHookElementwise(t *testing.T) {
 						}
 						flat = v
 					}
-					buf, err := be.BufferFromFlatData(0, flat, shapes.Make(c.dtype, dims...))
+					buf, err := be.BufferFromFlatData(0, flat, shapes.Make(dtypeOf(i), dims...))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -467,12 +490,16 @@ func TestSimplegoHookElementwise(t *testing.T) {
 			for _, ownFirst := range []bool{false, true} {
 				stockIn, oursIn := newInputs(), newInputs()
 				owned := make([]bool, len(c.inputs))
-				owned[0] = ownFirst
+				reuseIdx := 0 // The input that may become the output.
+				if c.boolFirst {
+					reuseIdx = 1
+				}
+				owned[reuseIdx] = ownFirst
 				want, err := stockExecutors[c.op](be, node, stockIn, slices.Clone(owned))
 				if err != nil {
 					t.Fatal(err)
 				}
-				firstIn := oursIn[0]
+				firstIn := oursIn[reuseIdx]
 				got, err := executors[c.op](stockExecutors[c.op])(be, node, oursIn, slices.Clone(owned))
 				if err != nil {
 					t.Fatal(err)
@@ -498,12 +525,12 @@ func TestSimplegoHookElementwise(t *testing.T) {
 				// Reuse: an owned input of the output's shape becomes the output (and is
 				// taken out of the inputs); otherwise the inputs are left alone.
 				inShape, _ := be.BufferShape(firstIn)
-				reusable := ownFirst && c.op != backends.OpTypeBroadcastInDim && !strings.HasPrefix(c.op.String(), "Reduce") &&
+				reusable := ownFirst && c.op != backends.OpTypeBroadcastInDim && c.op != backends.OpTypeTranspose && !strings.HasPrefix(c.op.String(), "Reduce") &&
 					inShape.Equal(gotShape) && c.dtype == dtypes.Float32 && gotShape.Size() >= minElementwise
-				if reusable && (got != firstIn || oursIn[0] != nil) {
+				if reusable && (got != firstIn || oursIn[reuseIdx] != nil) {
 					t.Errorf("the owned input was not reused as the output")
 				}
-				if !ownFirst && (oursIn[0] != firstIn) {
+				if !ownFirst && (oursIn[reuseIdx] != firstIn) {
 					t.Errorf("an input not owned was taken")
 				}
 			}
