@@ -33,8 +33,8 @@ func (op UnaryOp) String() string {
 // float64 with an approximation accurate to about 1e-13 and then rounded, so it differs
 // from float32(math.Erf(float64(x))) only where the exact value lies within 1e-13 of a
 // rounding boundary (none of the 44 million in the test); Exp is computed in float32 and
-// differs by one unit for about 0.4% of arguments. Erf is ten times and Exp 1.4 times
-// faster than the math package.
+// differs by one unit for about 0.4% of arguments. Erf is six to ten times faster than the
+// math package; Exp eight times with AVX2 (bit-identical to its Go loop), 1.4 times without.
 func Unary(op UnaryOp, out, in []float32, workers int) error {
 	if len(out) != len(in) {
 		return fmt.Errorf("elementwise: %s of %d elements into %d", op, len(in), len(out))
@@ -93,7 +93,14 @@ func exp32(x float32) float32 {
 	return p * math.Float32frombits(uint32(half+127)<<23) * math.Float32frombits(uint32(ni-half+127)<<23)
 }
 
+// expRun sets dst[i] = exp32(src[i]), eight at a time with AVX2 where available.
 func expRun(dst, src []float32) {
+	n := expSIMD(dst, src)
+	expRunGo(dst[n:], src[n:])
+}
+
+// expRunGo is expRun in Go.
+func expRunGo(dst, src []float32) {
 	src = src[:len(dst)]
 	for i, x := range src {
 		dst[i] = exp32(x)
