@@ -196,3 +196,143 @@ loop:
 	JNZ loop
 	VZEROUPPER
 	RET
+
+// Constants of erfRun (unary.go), eight copies each (one zmm register).
+DATA erfabs<>+0(SB)/8, $0x7fffffffffffffff
+DATA erfabs<>+8(SB)/8, $0x7fffffffffffffff
+DATA erfabs<>+16(SB)/8, $0x7fffffffffffffff
+DATA erfabs<>+24(SB)/8, $0x7fffffffffffffff
+DATA erfabs<>+32(SB)/8, $0x7fffffffffffffff
+DATA erfabs<>+40(SB)/8, $0x7fffffffffffffff
+DATA erfabs<>+48(SB)/8, $0x7fffffffffffffff
+DATA erfabs<>+56(SB)/8, $0x7fffffffffffffff
+GLOBL erfabs<>(SB), RODATA|NOPTR, $64
+DATA erfsign<>+0(SB)/8, $0x8000000000000000
+DATA erfsign<>+8(SB)/8, $0x8000000000000000
+DATA erfsign<>+16(SB)/8, $0x8000000000000000
+DATA erfsign<>+24(SB)/8, $0x8000000000000000
+DATA erfsign<>+32(SB)/8, $0x8000000000000000
+DATA erfsign<>+40(SB)/8, $0x8000000000000000
+DATA erfsign<>+48(SB)/8, $0x8000000000000000
+DATA erfsign<>+56(SB)/8, $0x8000000000000000
+GLOBL erfsign<>(SB), RODATA|NOPTR, $64
+DATA erfclamp<>+0(SB)/8, $0x400f800000000000
+DATA erfclamp<>+8(SB)/8, $0x400f800000000000
+DATA erfclamp<>+16(SB)/8, $0x400f800000000000
+DATA erfclamp<>+24(SB)/8, $0x400f800000000000
+DATA erfclamp<>+32(SB)/8, $0x400f800000000000
+DATA erfclamp<>+40(SB)/8, $0x400f800000000000
+DATA erfclamp<>+48(SB)/8, $0x400f800000000000
+DATA erfclamp<>+56(SB)/8, $0x400f800000000000
+GLOBL erfclamp<>(SB), RODATA|NOPTR, $64
+DATA erfscale<>+0(SB)/8, $0x4010000000000000
+DATA erfscale<>+8(SB)/8, $0x4010000000000000
+DATA erfscale<>+16(SB)/8, $0x4010000000000000
+DATA erfscale<>+24(SB)/8, $0x4010000000000000
+DATA erfscale<>+32(SB)/8, $0x4010000000000000
+DATA erfscale<>+40(SB)/8, $0x4010000000000000
+DATA erfscale<>+48(SB)/8, $0x4010000000000000
+DATA erfscale<>+56(SB)/8, $0x4010000000000000
+GLOBL erfscale<>(SB), RODATA|NOPTR, $64
+DATA erfscale2<>+0(SB)/8, $0x4020000000000000
+DATA erfscale2<>+8(SB)/8, $0x4020000000000000
+DATA erfscale2<>+16(SB)/8, $0x4020000000000000
+DATA erfscale2<>+24(SB)/8, $0x4020000000000000
+DATA erfscale2<>+32(SB)/8, $0x4020000000000000
+DATA erfscale2<>+40(SB)/8, $0x4020000000000000
+DATA erfscale2<>+48(SB)/8, $0x4020000000000000
+DATA erfscale2<>+56(SB)/8, $0x4020000000000000
+GLOBL erfscale2<>(SB), RODATA|NOPTR, $64
+DATA erfone32<>+0(SB)/4, $1
+DATA erfone32<>+4(SB)/4, $1
+DATA erfone32<>+8(SB)/4, $1
+DATA erfone32<>+12(SB)/4, $1
+DATA erfone32<>+16(SB)/4, $1
+DATA erfone32<>+20(SB)/4, $1
+DATA erfone32<>+24(SB)/4, $1
+DATA erfone32<>+28(SB)/4, $1
+GLOBL erfone32<>(SB), RODATA|NOPTR, $32
+
+// func erfAVX512(dst, src *float32, n int, table *float64)
+//
+// dst[i] = float32(erf(src[i])) for n values, n a positive multiple of 8, with the same
+// float64 operations as erfRun (multiply then add, not fused): the per-lane polynomial
+// coefficients are picked from the 16 segments with VPERMT2PD (table: erfDegree+1 rows
+// of erfSegments float64, coefficient-major). Needs AVX512F.
+TEXT ·erfAVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ table+24(FP), R8
+	SHRQ $3, CX
+	VMOVUPD erfclamp<>(SB), Z20
+loop:
+	VMOVUPS (SI), Y0
+	VCVTPS2PD Y0, Z0                      // d
+	VPANDQ erfabs<>(SB), Z0, Z1
+	VMINPD Z1, Z20, Z1                    // a = min(|d|, clamp), NaN kept
+	VMULPD erfscale<>(SB), Z1, Z2
+	VCVTTPD2DQ Z2, Y3                     // s = int(a*erfScale)
+	VPMOVZXDQ Y3, Z6                      // segment indices (low 4 bits used)
+	VMULPD erfscale2<>(SB), Z1, Z4
+	VPADDD Y3, Y3, Y5
+	VPADDD erfone32<>(SB), Y5, Y5
+	VCVTDQ2PD Y5, Z5
+	VSUBPD Z5, Z4, Z4                     // t = a*2*erfScale - (2s+1)
+	VMOVUPD 1408(R8), Z10
+	VPERMT2PD 1472(R8), Z6, Z10     // g = c[11]
+	VMOVUPD 1280(R8), Z11
+	VPERMT2PD 1344(R8), Z6, Z11
+	VMULPD Z4, Z10, Z10
+	VADDPD Z11, Z10, Z10                 // g = g*t + c[10]
+	VMOVUPD 1152(R8), Z11
+	VPERMT2PD 1216(R8), Z6, Z11
+	VMULPD Z4, Z10, Z10
+	VADDPD Z11, Z10, Z10                 // g = g*t + c[9]
+	VMOVUPD 1024(R8), Z11
+	VPERMT2PD 1088(R8), Z6, Z11
+	VMULPD Z4, Z10, Z10
+	VADDPD Z11, Z10, Z10                 // g = g*t + c[8]
+	VMOVUPD 896(R8), Z11
+	VPERMT2PD 960(R8), Z6, Z11
+	VMULPD Z4, Z10, Z10
+	VADDPD Z11, Z10, Z10                 // g = g*t + c[7]
+	VMOVUPD 768(R8), Z11
+	VPERMT2PD 832(R8), Z6, Z11
+	VMULPD Z4, Z10, Z10
+	VADDPD Z11, Z10, Z10                 // g = g*t + c[6]
+	VMOVUPD 640(R8), Z11
+	VPERMT2PD 704(R8), Z6, Z11
+	VMULPD Z4, Z10, Z10
+	VADDPD Z11, Z10, Z10                 // g = g*t + c[5]
+	VMOVUPD 512(R8), Z11
+	VPERMT2PD 576(R8), Z6, Z11
+	VMULPD Z4, Z10, Z10
+	VADDPD Z11, Z10, Z10                 // g = g*t + c[4]
+	VMOVUPD 384(R8), Z11
+	VPERMT2PD 448(R8), Z6, Z11
+	VMULPD Z4, Z10, Z10
+	VADDPD Z11, Z10, Z10                 // g = g*t + c[3]
+	VMOVUPD 256(R8), Z11
+	VPERMT2PD 320(R8), Z6, Z11
+	VMULPD Z4, Z10, Z10
+	VADDPD Z11, Z10, Z10                 // g = g*t + c[2]
+	VMOVUPD 128(R8), Z11
+	VPERMT2PD 192(R8), Z6, Z11
+	VMULPD Z4, Z10, Z10
+	VADDPD Z11, Z10, Z10                 // g = g*t + c[1]
+	VMOVUPD 0(R8), Z11
+	VPERMT2PD 64(R8), Z6, Z11
+	VMULPD Z4, Z10, Z10
+	VADDPD Z11, Z10, Z10                 // g = g*t + c[0]
+	VMULPD Z1, Z10, Z10                   // a*g
+	VPANDQ erfsign<>(SB), Z0, Z8
+	VPORQ Z8, Z10, Z10                    // copysign(a*g, d)
+	VCVTPD2PS Z10, Y10
+	VMOVUPS Y10, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ loop
+	VZEROUPPER
+	RET
