@@ -148,7 +148,7 @@ func TestUnarySIMDMatchesGo(t *testing.T) {
 		in = append(in, math.Float32frombits(uint32(bits)))
 	}
 	for _, f := range []struct {
-		name     string
+		name      string
 		simd, go_ func(dst, src []float32)
 	}{{"exp", expRun, expRunGo}, {"erf", erfRun, erfRunGo}} {
 		for _, n := range []int{len(in), 1, 7, 8, 9, 15, 17, 24, 25} {
