@@ -10,6 +10,8 @@
 #
 # Needs Debian's PyTorch: apt-get install -y python3-torch libopenblas0-pthread (see
 # docs/BENCHMARKS.md); run on an otherwise idle machine (the load average is printed).
+# Before each round the script waits (up to WAIT_IDLE seconds, default 600; 0 = no wait)
+# until /proc/stat shows the CPUs at least 90% idle over 3 seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PAIRS=${PAIRS:-3}
@@ -19,11 +21,30 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 bin=$(mktemp -d)/bench.test
 go test -c -o "$bin" ./bench/
 
+WAIT_IDLE=${WAIT_IDLE:-600}
+
+# wait_idle returns once the machine was >= 90% idle over 3 s, or after WAIT_IDLE seconds.
+wait_idle() {
+	local deadline=$((SECONDS + WAIT_IDLE))
+	while ((SECONDS < deadline)); do
+		read -r _ u1 n1 s1 i1 w1 q1 sq1 st1 _ < /proc/stat
+		sleep 3
+		read -r _ u2 n2 s2 i2 w2 q2 sq2 st2 _ < /proc/stat
+		local busy=$(((u2 - u1) + (n2 - n1) + (s2 - s1) + (q2 - q1) + (sq2 - sq1) + (st2 - st1)))
+		local idle=$(((i2 - i1) + (w2 - w1)))
+		if ((idle * 10 >= (busy + idle) * 9)); then
+			return
+		fi
+	done
+	echo "(machine not idle after ${WAIT_IDLE}s; measuring anyway)"
+}
+
 median() { "$PYTHON" -c 'import statistics,sys; print(round(statistics.median(float(x) for x in sys.argv[1:])))' "$@"; }
 
 for cfg in $CONFIGS; do
 	ratios=() gos=() torches=()
 	for i in $(seq "$PAIRS"); do
+		wait_idle
 		go_ms=$(SHOPAGENT_BENCH_STEPS=$STEPS SHOPAGENT_BENCH_CONFIGS=$cfg "$bin" -test.run '^TestEncoderTrainStepTimes$' -test.v 2>&1 |
 			sed -n 's/.*wall ms\/step median=\([0-9.]*\).*/\1/p')
 		t1=$("$PYTHON" bench/torch_encoder_step.py --config "$cfg" --steps "$STEPS" --threads 1 | sed -n 's/^wall ms\/step: median=\([0-9.]*\).*/\1/p')
