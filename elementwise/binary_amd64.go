@@ -98,3 +98,19 @@ func mulSV(dst *float32, s float32, b *float32, n int)
 
 //go:noescape
 func divSV(dst *float32, s float32, b *float32, n int)
+
+// fillSIMD sets the first len(dst) &^ (simdBlock-1) values of dst to v with AVX and returns
+// how many it set.
+func fillSIMD(dst []float32, v float32) int {
+	n := len(dst) &^ (simdBlock - 1)
+	if !hasSIMD || n == 0 {
+		return 0
+	}
+	fillAVX(&dst[0], v, n)
+	return n
+}
+
+// fillAVX is in binary_amd64.s; n is a positive multiple of simdBlock.
+//
+//go:noescape
+func fillAVX(dst *float32, v float32, n int)

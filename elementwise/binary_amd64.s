@@ -120,3 +120,22 @@ VS(·divVS, VDIVPS)
 
 // func divSV(dst *float32, s float32, b *float32, n int)
 SV(·divSV, VDIVPS)
+
+// func fillAVX(dst *float32, v float32, n int)
+//
+// dst[i] = v for n values, n a positive multiple of 32: four ymm stores per iteration.
+TEXT ·fillAVX(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	VBROADCASTSS v+8(FP), Y0
+	MOVQ n+16(FP), CX
+	SHRQ $5, CX
+fill:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y0, 32(DI)
+	VMOVUPS Y0, 64(DI)
+	VMOVUPS Y0, 96(DI)
+	ADDQ $128, DI
+	DECQ CX
+	JNZ fill
+	VZEROUPPER
+	RET

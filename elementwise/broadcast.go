@@ -56,9 +56,10 @@ func BroadcastInDim(out, in []float32, outDims, inDims, axes []int, workers int)
 	return nil
 }
 
-// fill sets every element of dst to v, doubling the copied prefix (memmove is faster than
-// a loop of stores).
+// fill sets every element of dst to v: with AVX stores where available, else (and for the
+// remainder) by doubling the copied prefix (memmove is faster than a loop of stores).
 func fill(dst []float32, v float32) {
+	dst = dst[fillSIMD(dst, v):]
 	if len(dst) == 0 {
 		return
 	}
