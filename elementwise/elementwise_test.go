@@ -10,8 +10,8 @@ import (
 )
 
 // The references below evaluate each output element on its own from its coordinates, in
-// float32, with the same operation (and, for reductions, the same row-major order), so
-// every result must be bit-identical; NaNs must match NaNs.
+// float32, with the same operation, so every result must be bit-identical (NaNs must match
+// NaNs); sums are checked against float64 references (TestReduce).
 
 func randomValues(rng *rand.Rand, n int) []float32 {
 	v := make([]float32, n)
@@ -213,34 +213,36 @@ func TestReduce(t *testing.T) {
 		{[]int{300, 400}, []int{0}},          // Reduced outer axis.
 		{[]int{8, 1, 100, 100}, []int{2, 3}}, // Size-1 axis kept.
 	} {
-		in := randomValues(rng, size(c.in))
-		in[len(in)/2] = float32(math.Inf(1))
 		var outDims []int
 		for a, d := range c.in {
 			if !slices.Contains(c.axes, a) {
 				outDims = append(outDims, d)
 			}
 		}
-		for op := ReduceSum; op <= ReduceMin; op++ {
+		// outIndex is the output element of input element i.
+		outIndex := func(i int) int {
+			coords := unflatten(i, c.in)
+			o := 0
+			for a, d := range c.in {
+				if !slices.Contains(c.axes, a) {
+					o = o*d + coords[a]
+				}
+			}
+			return o
+		}
+		// Max and Min are exact: the references go in row-major order, one element at a time.
+		in := randomValues(rng, size(c.in))
+		in[len(in)/2] = float32(math.Inf(1))
+		for _, op := range []ReduceOp{ReduceMax, ReduceMin} {
 			want := make([]float32, size(outDims))
 			for i := range want {
 				want[i] = op.identity()
 			}
-			for i, v := range in { // Row-major order, one element at a time.
-				coords := unflatten(i, c.in)
-				o := 0
-				for a, d := range c.in {
-					if !slices.Contains(c.axes, a) {
-						o = o*d + coords[a]
-					}
-				}
-				switch op {
-				case ReduceSum:
-					want[o] += v
-				case ReduceMax:
-					want[o] = max(want[o], v)
-				case ReduceMin:
-					want[o] = min(want[o], v)
+			for i, v := range in {
+				if op == ReduceMax {
+					want[outIndex(i)] = max(want[outIndex(i)], v)
+				} else {
+					want[outIndex(i)] = min(want[outIndex(i)], v)
 				}
 			}
 			for _, workers := range []int{1, 2} {
@@ -255,6 +257,42 @@ func TestReduce(t *testing.T) {
 				}
 			}
 		}
+		// Sums against a float64 reference: exact on integer values in -3..3 (every partial
+		// sum is exact in float32), and on normal values within the recursive-summation bound
+		// (count+1) * 2^-24 * sum |v| of float32 sums of count values.
+		for _, integers := range []bool{true, false} {
+			vals := make([]float32, size(c.in))
+			for i := range vals {
+				if integers {
+					vals[i] = float32(rng.IntN(7) - 3)
+				} else {
+					vals[i] = float32(rng.NormFloat64())
+				}
+			}
+			want := make([]float64, size(outDims))
+			abs := make([]float64, size(outDims))
+			for i, v := range vals {
+				want[outIndex(i)] += float64(v)
+				abs[outIndex(i)] += math.Abs(float64(v))
+			}
+			count := size(c.in) / max(1, size(outDims))
+			for _, workers := range []int{1, 2} {
+				out := make([]float32, size(outDims))
+				if err := Reduce(ReduceSum, out, vals, c.in, c.axes, workers); err != nil {
+					t.Fatal(err)
+				}
+				for i := range out {
+					bound := 0.0
+					if !integers {
+						bound = float64(count+1) * 0x1p-24 * abs[i]
+					}
+					if d := math.Abs(float64(out[i]) - want[i]); d > bound {
+						t.Fatalf("ReduceSum(%v over %v) workers %d integers %v: out[%d] = %v, want %v (bound %g)",
+							c.in, c.axes, workers, integers, i, out[i], want[i], bound)
+					}
+				}
+			}
+		}
 	}
 	if err := Reduce(ReduceSum, make([]float32, 2), make([]float32, 6), []int{2, 3}, []int{1, 1}, 1); err == nil {
 		t.Error("repeated axis accepted")
@@ -262,7 +300,7 @@ func TestReduce(t *testing.T) {
 }
 
 func TestFill(t *testing.T) {
-	for _, n := range []int{0, 1, 2, 3, 17, 1000} {
+	for _, n := range []int{0, 1, 2, 3, 17, 31, 32, 33, 64, 1000} {
 		dst := make([]float32, n)
 		fill(dst, 2.5)
 		for i, v := range dst {

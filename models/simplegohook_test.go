@@ -42,7 +42,8 @@ import (
 //   - the axes being read from real DotGeneral nodes (TestSimplegoHookReadsNodes);
 //   - the results: DotGenerals of every layout through a compiled GoMLX graph equal a float64
 //     reference exactly on integer-valued operands (TestSimplegoHookDotGeneral), and the
-//     element-wise ops equal GoMLX's own executors bit for bit (TestSimplegoHookElementwise).
+//     element-wise ops equal GoMLX's own executors bit for bit, Exp and Erf within one unit
+//     in the last place, sums within rounding (TestSimplegoHookElementwise).
 
 // gomlxModule returns the version and source directory of the GoMLX module in this build.
 func gomlxModule(t *testing.T) (version, dir string) {
@@ -511,11 +512,17 @@ func TestSimplegoHookElementwise(t *testing.T) {
 				}
 				wantFlat, _ := be.BufferData(want)
 				gotFlat, _ := be.BufferData(got)
-				if c.op == backends.OpTypeExp || c.op == backends.OpTypeErf {
-					// Within one unit in the last place (elementwise's tests measure how often).
+				if c.dtype == dtypes.Float32 && (c.op == backends.OpTypeExp || c.op == backends.OpTypeErf || c.op == backends.OpTypeReduceSum) {
+					// Exp and Erf: within one unit in the last place (elementwise's tests measure
+					// how often). Sums: another summation order, so rounding differences of about
+					// 1e-6 on these sums of 16 to 128 normal values; a wrong sum is off by ~1.
 					w, g := wantFlat.([]float32), gotFlat.([]float32)
 					for i := range w {
-						if d := math.Abs(float64(w[i]) - float64(g[i])); d > math.Abs(float64(w[i]))*0x1p-23 {
+						tol := math.Abs(float64(w[i])) * 0x1p-23
+						if c.op == backends.OpTypeReduceSum {
+							tol = 1e-4 * (1 + math.Abs(float64(w[i])))
+						}
+						if d := math.Abs(float64(w[i]) - float64(g[i])); d > tol {
 							t.Fatalf("output[%d] = %v, GoMLX's executor gives %v", i, g[i], w[i])
 						}
 					}
