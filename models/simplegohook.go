@@ -18,7 +18,8 @@ import (
 // This file installs faster executors for a few operations of GoMLX v0.26.0's pure-Go
 // backend ("simplego"): float32 DotGeneral on package matmul's SIMD kernels, and float32
 // Add, Sub, Mul, Div, Exp, Erf, Where, Transpose, BroadcastInDim and ReduceSum/Max/Min on
-// package elementwise (the executors are in simplegoexec.go). docs/GOMLX.md describes it; simplegohook_test.go pins it.
+// package elementwise (the executors are in simplegoexec.go). docs/GOMLX.md describes it;
+// simplegohook_test.go pins it.
 //
 // simplego executes each graph node with a function taken from a table indexed by op type
 // (nodeExecutors), filled at init time through setNodeExecutor(opType, priority, executor);
@@ -65,7 +66,8 @@ const simplegoPriorityUser = 100
 const MatmulEnvVar = "SHOPAGENT_MATMUL"
 
 // ElementwiseEnvVar set to "simplego" keeps GoMLX's own executors for the element-wise
-// operations and reductions (for comparisons); read once, like MatmulEnvVar.
+// operations, broadcasts, transposes and reductions (for comparisons); read once, like
+// MatmulEnvVar.
 const ElementwiseEnvVar = "SHOPAGENT_ELEMENTWISE"
 
 // SimplegoStock is the value of MatmulEnvVar or ElementwiseEnvVar that keeps GoMLX's own
