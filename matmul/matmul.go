@@ -18,7 +18,9 @@
 // kc, the left-hand side into blocks of mc rows and the right-hand side into blocks of nc
 // columns; each block is packed into contiguous micro-panels, and a register-blocked
 // micro-kernel (mr x nr outputs held in vector registers) accumulates the product of one
-// panel of each. Accumulation is in float32 with fused multiply-adds in the SIMD kernels,
+// panel of each. A left-hand side that is row-major in the contracting axis with evenly
+// spaced rows is read in place by the SIMD kernels instead of being packed. Products are
+// split across goroutines by batch elements or by bands of rows or columns. Accumulation is in float32 with fused multiply-adds in the SIMD kernels,
 // each output element summed in contracting order; see the package tests for the error
 // bound that is checked against a float64 reference.
 //
