@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -217,9 +218,11 @@ func TestEncoderTrainStepTimes(t *testing.T) {
 			times[i] = float64(time.Since(start).Microseconds()) / 1000
 			cpuTimes[i] = (cpuSeconds() - cpu0) * 1000
 		}
-		t.Logf("%s %s: params=%d first(compile+init)=%.0fms wall ms/step median=%.0f min=%.0f; cpu ms/step median=%.0f min=%.0f; steps=%.0f first-loss=%.4f loss=%.4f backend=%s loadavg=%s",
+		kernel, _ := models.MatmulKernel()
+		t.Logf("%s %s: params=%d first(compile+init)=%.0fms wall ms/step median=%.0f min=%.0f; cpu ms/step median=%.0f min=%.0f; steps=%.0f first-loss=%.4f loss=%.4f backend=%s matmul=%s elementwise=%s loadavg=%s",
 			name, phase, cfg.NumParams(), float64(first.Microseconds())/1000, median(times), slices.Min(times),
-			median(cpuTimes), slices.Min(cpuTimes), times, firstLoss, loss, os.Getenv("SHOPAGENT_BENCH_BACKEND"), loadAvg())
+			median(cpuTimes), slices.Min(cpuTimes), times, firstLoss, loss, os.Getenv("SHOPAGENT_BENCH_BACKEND"),
+			kernel, cmp.Or(os.Getenv(models.ElementwiseEnvVar), "elementwise"), loadAvg())
 	}
 }
 
