@@ -4,6 +4,8 @@ package matmul
 
 import "golang.org/x/sys/cpu"
 
+//go:generate go run gen_kernels.go
+
 // available lists the kernels this CPU can run, fastest first, decided once at start-up
 // from CPUID (golang.org/x/sys/cpu also checks that the OS saves the vector registers).
 var available = amd64Kernels()
