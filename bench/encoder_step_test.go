@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -217,17 +218,20 @@ func TestEncoderTrainStepTimes(t *testing.T) {
 			times[i] = float64(time.Since(start).Microseconds()) / 1000
 			cpuTimes[i] = (cpuSeconds() - cpu0) * 1000
 		}
-		t.Logf("%s %s: params=%d first(compile+init)=%.0fms wall ms/step median=%.0f min=%.0f; cpu ms/step median=%.0f min=%.0f; steps=%.0f first-loss=%.4f loss=%.4f backend=%s loadavg=%s",
+		kernel, _ := models.MatmulKernel()
+		t.Logf("%s %s: params=%d first(compile+init)=%.0fms wall ms/step median=%.0f min=%.0f; cpu ms/step median=%.0f min=%.0f; steps=%.0f first-loss=%.4f loss=%.4f backend=%s matmul=%s elementwise=%s loadavg=%s",
 			name, phase, cfg.NumParams(), float64(first.Microseconds())/1000, median(times), slices.Min(times),
-			median(cpuTimes), slices.Min(cpuTimes), times, firstLoss, loss, os.Getenv("SHOPAGENT_BENCH_BACKEND"), loadAvg())
+			median(cpuTimes), slices.Min(cpuTimes), times, firstLoss, loss, os.Getenv("SHOPAGENT_BENCH_BACKEND"),
+			kernel, cmp.Or(os.Getenv(models.ElementwiseEnvVar), "elementwise"), loadAvg())
 	}
 }
 
 // BenchmarkDotGeneralLayouts times single DotGeneral products of the shapes a training step
-// of tiny128 runs, in the layouts the forward and the fixed gradients use, to see which hit
-// simplego's fast (blocked) kernel:
+// of tiny128 and small runs, in the layouts the forward and the fixed gradients use, through
+// a compiled GoMLX graph on the backend (so with package matmul's kernel unless
+// SHOPAGENT_MATMUL=simplego keeps GoMLX's; -cpu 1 for one core):
 //
-//	go test ./bench/ -run '^$' -bench DotGeneralLayouts -benchtime 20x
+//	go test ./bench/ -run '^$' -bench DotGeneralLayouts -benchtime 20x -cpu 1
 func BenchmarkDotGeneralLayouts(b *testing.B) {
 	backend := benchBackend(b)
 	type layout struct {
@@ -236,17 +240,30 @@ func BenchmarkDotGeneralLayouts(b *testing.B) {
 		lc, lb   []int
 		rc, rb   []int
 	}
-	const n, h, f = benchBatch * benchSeq, 128, 512
-	for _, l := range []layout{
-		{"fwd_x[N,in]_w[out,in]", []int{n, h}, []int{f, h}, []int{1}, nil, []int{1}, nil},
-		{"fwd_x[N,in]_w[in,out]", []int{n, h}, []int{h, f}, []int{1}, nil, []int{0}, nil},
-		{"dx_v[N,out]_w[out,in]", []int{n, f}, []int{f, h}, []int{1}, nil, []int{0}, nil},
-		{"dw_v[N,out]_x[N,in]", []int{n, f}, []int{n, h}, []int{0}, nil, []int{0}, nil},
-		{"dw_sq_v[N,h]_x[N,h]", []int{n, h}, []int{n, h}, []int{0}, nil, []int{0}, nil},
-		{"dw_sq_vT[h,N]_xT[h,N]", []int{h, n}, []int{h, n}, []int{1}, nil, []int{1}, nil},
-		{"scores_q[BH,T,dk]_k", []int{benchBatch * 4, benchSeq, 32}, []int{benchBatch * 4, benchSeq, 32}, []int{2}, []int{0}, []int{2}, []int{0}},
-		{"ctx_p[BH,T,T]_v[BH,T,dk]", []int{benchBatch * 4, benchSeq, benchSeq}, []int{benchBatch * 4, benchSeq, 32}, []int{2}, []int{0}, []int{1}, []int{0}},
-	} {
+	const n = benchBatch * benchSeq
+	var layouts []layout
+	for _, c := range []struct {
+		config      string
+		h, f, heads int
+		variants    bool // Also the layouts the model does not use (weights [in, out]).
+	}{{"tiny128", 128, 512, 4, true}, {"small", 256, 1024, 4, false}} {
+		h, f, dk := c.h, c.f, c.h/c.heads
+		bh := benchBatch * c.heads
+		layouts = append(layouts,
+			layout{c.config + "/fwd_x[N,in]_w[out,in]", []int{n, h}, []int{f, h}, []int{1}, nil, []int{1}, nil},
+			layout{c.config + "/dx_v[N,out]_w[out,in]", []int{n, f}, []int{f, h}, []int{1}, nil, []int{0}, nil},
+			layout{c.config + "/dw_v[N,out]_x[N,in]", []int{n, f}, []int{n, h}, []int{0}, nil, []int{0}, nil},
+			layout{c.config + "/dw_sq_v[N,h]_x[N,h]", []int{n, h}, []int{n, h}, []int{0}, nil, []int{0}, nil},
+			layout{c.config + "/scores_q[BH,T,dk]_k", []int{bh, benchSeq, dk}, []int{bh, benchSeq, dk}, []int{2}, []int{0}, []int{2}, []int{0}},
+			layout{c.config + "/ctx_p[BH,T,T]_v[BH,T,dk]", []int{bh, benchSeq, benchSeq}, []int{bh, benchSeq, dk}, []int{2}, []int{0}, []int{1}, []int{0}},
+		)
+		if c.variants {
+			layouts = append(layouts,
+				layout{c.config + "/fwd_x[N,in]_w[in,out]", []int{n, h}, []int{h, f}, []int{1}, nil, []int{0}, nil},
+				layout{c.config + "/dw_sq_vT[h,N]_xT[h,N]", []int{h, n}, []int{h, n}, []int{1}, nil, []int{1}, nil})
+		}
+	}
+	for _, l := range layouts {
 		b.Run(l.name, func(b *testing.B) {
 			exec, err := graph.NewExec(backend, func(x, y *graph.Node) *graph.Node {
 				return graph.DotGeneral(x, l.lc, l.lb, y, l.rc, l.rb)

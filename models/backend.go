@@ -42,7 +42,8 @@ var xlaBackendNames = []string{"xla", "stablehlo", "hlo", "shlo"}
 // name is "<backend>" or "<backend>:<config>":
 //
 //   - "" uses $GOMLX_BACKEND when set, otherwise DefaultBackend ("go").
-//   - "go" is the pure-Go backend with DefaultGoConfig; "go:<config>" passes <config>
+//   - "go" is the pure-Go backend with DefaultGoConfig, its float32 matrix products run on
+//     package matmul's SIMD kernels (see MatmulKernel and MatmulEnvVar); "go:<config>" passes <config>
 //     verbatim to simplego instead (comma-separated: parallelism=N, ops_sequential,
 //     ops_parallel, dotgeneral_small, dotgeneral_large). Keep parallelism=-1 or
 //     ops_sequential in any custom config, or training can deadlock on small machines.
@@ -71,6 +72,9 @@ func NewBackend(name string) (backends.Backend, error) {
 	case kind == simplego.BackendName:
 		if config == "" {
 			config = DefaultGoConfig
+		}
+		if _, err := MatmulKernel(); err != nil {
+			return nil, fmt.Errorf("models: creating backend %q: %w", spec, err)
 		}
 		backend, err := newSimpleGo(config)
 		if err != nil {
