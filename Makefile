@@ -117,16 +117,19 @@ fuzz: deps
 # The main job, end to end, on the built-in shop generated on the fly: shop -> baselines ->
 # expert demonstrations -> masked-LM pretraining -> imitation learning -> generated
 # trajectories -> DPO and PPO -> evaluation -> ONNX export -> policy server + Thompson-sampling
-# A/B test over HTTP. About 13 minutes on 2 cores at DEMO_SCALE=1 (12m36s on a fresh clone); DEMO_SCALE=N multiplies the
-# shop, the training steps, the RL budgets and the A/B test for longer, better runs.
-DEMO_PRETRAIN_STEPS ?= 100
-DEMO_IL_STEPS       ?= 300
+# A/B test over HTTP. About 14 minutes on 2 cores at DEMO_SCALE=1 (13m46s here, beside another
+# training job); DEMO_SCALE=N multiplies the shop, the training steps, the RL budgets and the
+# A/B test for longer, better runs. The tiny preset with 1,000 IL steps: with the SIMD kernels
+# a tiny step takes ~0.25 s and a small one ~4x that, so in this budget the tiny encoder gets
+# 4x the training (IL accuracy still rises at 1,000 steps; docs/BENCHMARKS.md).
+DEMO_PRETRAIN_STEPS ?= 500
+DEMO_IL_STEPS       ?= 1000
 DEMO_GEN_KEEP       ?= 50
 DEMO_RL_SECONDS     ?= 60
-DEMO_AB_EPISODES    ?= 200
+DEMO_AB_EPISODES    ?= 1000
 # The policies are evaluated on the first DEMO_EVAL_GOALS of WebShop's 500 test goals (all
 # 500 take ~3 minutes per policy on 2 cores; `shopagent experiment paper` evaluates them all).
-DEMO_EVAL_GOALS     ?= 100
+DEMO_EVAL_GOALS     ?= 500
 DEMO_SHOP            = --data $(DEMO_DIR)/shop
 demo: build
 	@mkdir -p $(DEMO_DIR)
@@ -138,7 +141,7 @@ demo: build
 	./$(BIN) eval --agent rule --split test --first $(DEMO_EVAL_GOALS) $(DEMO_SHOP) --json $(DEMO_DIR)/eval-rule.json
 	./$(BIN) eval --agent random --split test --first $(DEMO_EVAL_GOALS) $(DEMO_SHOP) --json $(DEMO_DIR)/eval-random.json
 	@echo "== 3. expert demonstrations on the train goals (text_rich observations)"
-	./$(BIN) datasets demos $(DEMO_SHOP) --split train --obs text_rich --read-prob 0 --out $(DEMO_DIR)/demos.parquet
+	./$(BIN) datasets demos $(DEMO_SHOP) --split train --obs text_rich --out $(DEMO_DIR)/demos.parquet
 	@echo "== 4. masked-LM pretraining of the tiny encoder on the shop's text"
 	rm -rf $(DEMO_DIR)/pretrain $(DEMO_DIR)/il $(DEMO_DIR)/dpo $(DEMO_DIR)/ppo $(DEMO_DIR)/export $(DEMO_DIR)/abtest $(DEMO_DIR)/logs
 	./$(BIN) train pretrain $(DEMO_SHOP) --preset tiny --steps $$(( $(DEMO_PRETRAIN_STEPS) * $(DEMO_SCALE) )) \
@@ -161,9 +164,9 @@ demo: build
 	./$(BIN) eval --policy $(DEMO_DIR)/ppo --split test --first $(DEMO_EVAL_GOALS) $(DEMO_SHOP) --out $(DEMO_DIR)/rollouts-ppo.parquet --json $(DEMO_DIR)/eval-ppo.json
 	@echo "== 10. ONNX export of the three policies (each checked against GoMLX)"
 	for p in il dpo ppo; do ./$(BIN) export --checkpoint $(DEMO_DIR)/$$p --out $(DEMO_DIR)/export/$$p || exit 1; done
-	@echo "== 11. the policy server with DPO and PPO as arms; a Thompson-sampling A/B test through it"
+	@echo "== 11. the policy server with IL, DPO and PPO as arms; a Thompson-sampling A/B test through it"
 	@set -e; rm -f $(DEMO_DIR)/serve.addr; \
-	./$(BIN) serve --arms dpo=$(DEMO_DIR)/export/dpo,ppo=$(DEMO_DIR)/export/ppo --addr 127.0.0.1:0 \
+	./$(BIN) serve --arms il=$(DEMO_DIR)/export/il,dpo=$(DEMO_DIR)/export/dpo,ppo=$(DEMO_DIR)/export/ppo --addr 127.0.0.1:0 \
 		--addr-file $(DEMO_DIR)/serve.addr --logs $(DEMO_DIR)/logs > $(DEMO_DIR)/serve.log 2>&1 & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null || true' EXIT; \
 	for i in $$(seq 300); do test -s $(DEMO_DIR)/serve.addr && break; sleep 0.2; done; \
