@@ -117,7 +117,7 @@ fuzz: deps
 # The main job, end to end, on the built-in shop generated on the fly: shop -> baselines ->
 # expert demonstrations -> masked-LM pretraining -> imitation learning -> generated
 # trajectories -> DPO and PPO -> evaluation -> ONNX export -> policy server + Thompson-sampling
-# A/B test over HTTP. About 14 minutes on 2 cores at DEMO_SCALE=1 (13m46s here, beside another
+# A/B test over HTTP. About 15 minutes on 2 cores at DEMO_SCALE=1 (14m59s on a fresh clone, beside another
 # training job); DEMO_SCALE=N multiplies the shop, the training steps, the RL budgets and the
 # A/B test for longer, better runs. The tiny preset with 1,000 IL steps: with the SIMD kernels
 # a tiny step takes ~0.25 s and a small one ~4x that, so in this budget the tiny encoder gets
