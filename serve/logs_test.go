@@ -121,6 +121,7 @@ func TestKillNineWithoutRedis(t *testing.T) {
 	c := NewClient(url)
 	var mu sync.Mutex
 	ackedRewards := map[string]float64{} // session -> reward of acknowledged feedback
+	ackedAt := map[string]time.Time{}    // session -> when its feedback was acknowledged
 	open := map[string]ActResponse{}     // sessions with a decision and no reward
 	for round := 0; round < 2; round++ {
 		// Quiet phase: 20 rewarded episodes and 5 open sessions.
@@ -164,6 +165,7 @@ func TestKillNineWithoutRedis(t *testing.T) {
 					}
 					mu.Lock()
 					ackedRewards[sid] = reward
+					ackedAt[sid] = time.Now()
 					mu.Unlock()
 				}
 			}(w)
@@ -177,6 +179,7 @@ func TestKillNineWithoutRedis(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+		killAt := time.Now()
 		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -224,18 +227,26 @@ func TestKillNineWithoutRedis(t *testing.T) {
 			t.Fatalf("round %d: posteriors %d episodes, %d successes, score %g; reward log %d, %d, %g",
 				round, episodes, successes, scoreSum, len(rews), succ, sum)
 		}
-		lost := 0
+		// What the kill may lose is bounded in time, not in rows: only rewards acknowledged
+		// in the last lossWindow before SIGKILL (the rows the writer had not yet handed to
+		// the kernel). A reward acknowledged after killAt raced the signal.
+		const lossWindow = 100 * time.Millisecond
+		lost, oldest := 0, time.Duration(0)
 		for sid := range ackedRewards {
 			if !logged[sid] {
 				lost++
 				if strings.HasPrefix(sid, "q") {
 					t.Fatalf("round %d: the reward of quiet session %s, acknowledged before the busy phase, is lost", round, sid)
 				}
+				if age := killAt.Sub(ackedAt[sid]); age > oldest {
+					oldest = age
+				}
 			}
 		}
-		t.Logf("round %d: %d acknowledged rewards, %d lost by the kill; posteriors rebuilt with %d episodes", round, len(ackedRewards), lost, episodes)
-		if lost > 8 {
-			t.Fatalf("round %d: %d acknowledged rewards lost (at most one per busy worker in flight)", round, lost)
+		t.Logf("round %d: %d acknowledged rewards, %d lost by the kill (acknowledged at most %v before it); posteriors rebuilt with %d episodes",
+			round, len(ackedRewards), lost, oldest, episodes)
+		if oldest > lossWindow {
+			t.Fatalf("round %d: a reward acknowledged %v before the kill is lost (at most %v may be)", round, oldest, lossWindow)
 		}
 		for sid := range ackedRewards {
 			if !logged[sid] {
