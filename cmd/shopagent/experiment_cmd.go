@@ -26,7 +26,7 @@ func newExperimentPaperCmd() *cobra.Command {
 	var methods, sweep string
 	var batch, maxState int
 	cmd := &cobra.Command{
-		Use:   "paper --out DIR [--methods ...] [--seeds 3] [--budget 4m]",
+		Use:   "paper --out DIR [--methods ...] [--seeds 3] [--budget 2m]",
 		Short: "The paper's comparison with a fair protocol: rule, IL, IL continued, IL+PG, IL+PPO, IL+DPO, self-generation",
 		Long: `Runs the whole comparison in process on the calibrated built-in shop (generated
 into OUT/shop unless --data), with the typed training functions:
