@@ -409,7 +409,13 @@ func Run(ctx stdctx.Context, cfg Config, job Job) (*Result, error) {
 				_ = bar.Clear()
 			}
 			rate := float64(exSinceLog) / time.Since(sinceLog).Seconds()
-			eta := time.Duration(float64(cfg.Steps-step) * time.Since(runStart).Seconds() / float64(step-start) * float64(time.Second))
+			// Steps far beyond reach (a run bounded by its time budget) would overflow a
+			// Duration into a negative one: cap the estimate, the budget bounds it below.
+			etaS := float64(cfg.Steps-step) * time.Since(runStart).Seconds() / float64(step-start)
+			eta := time.Duration(math.MaxInt64)
+			if etaS < float64(math.MaxInt64/int64(time.Second)) {
+				eta = time.Duration(etaS * float64(time.Second))
+			}
 			line := fmt.Sprintf("%s step %d/%d loss %.4f lr %.2e grad_norm %.3f %.1f examples/s", job.Name(), step, cfg.Steps,
 				meanTail(losses, int(logEvery)), lr, gnorm, rate)
 			for i, name := range names {
