@@ -33,6 +33,15 @@ func BroadcastInDim(out, in []float32, outDims, inDims, axes []int, workers int)
 	if n == 0 {
 		return nil
 	}
+	gather(out, in, outDims, strides, n, workers)
+	return nil
+}
+
+// gather sets out (dimensions outDims, contiguous) to the elements of in read with the
+// given strides per output axis (0 repeats an element: a broadcast axis). It is the copy
+// behind BroadcastInDim and Transpose: runs of the innermost merged axis are filled (stride
+// 0), copied (stride 1) or read one by one.
+func gather(out, in []float32, outDims, strides []int, n, workers int) {
 	it := newIteration(outDims, contiguousStrides(outDims), strides)
 	inner := it.innerStride(1)
 	parallel(it, n, workers, func(start, end int) {
@@ -53,7 +62,6 @@ func BroadcastInDim(out, in []float32, outDims, inDims, axes []int, workers int)
 			it.next(idx, offs)
 		}
 	})
-	return nil
 }
 
 // fill sets every element of dst to v: with AVX stores where available, else (and for the

@@ -25,22 +25,6 @@ func Transpose(out, in []float32, inDims, perm []int, workers int) error {
 	if n == 0 {
 		return nil
 	}
-	it := newIteration(outDims, contiguousStrides(outDims), strides)
-	inner := it.innerStride(1)
-	parallel(it, n, workers, func(start, end int) {
-		idx, offs := it.seek(start)
-		for o := start; o < end; o++ {
-			dst := out[offs[0] : offs[0]+it.inner]
-			src := offs[1]
-			if inner == 1 {
-				copy(dst, in[src:src+it.inner])
-			} else {
-				for i := range dst {
-					dst[i] = in[src+i*inner]
-				}
-			}
-			it.next(idx, offs)
-		}
-	})
+	gather(out, in, outDims, strides, n, workers)
 	return nil
 }
