@@ -188,6 +188,16 @@ func TestInstructions(shop *env.Shop) func(string) bool {
 	return func(s string) bool { return test[key(s)] }
 }
 
+// learnVocab is BuildCorpusVocab with a log line naming what docs are ("documents").
+func (o RunOptions) learnVocab(docs []string, size int, what string) (*features.Tokenizer, error) {
+	t := time.Now()
+	tok, err := BuildCorpusVocab(docs, size)
+	if err == nil {
+		o.logf("vocabulary: %d tokens learned from %d %s in %s", tok.VocabSize(), len(docs), what, time.Since(t).Round(time.Millisecond))
+	}
+	return tok, err
+}
+
 // BuildCorpusVocab learns a WordPiece vocabulary of about size tokens from documents
 // (features.BuildVocab, minimum pair frequency 2).
 func BuildCorpusVocab(docs []string, size int) (*features.Tokenizer, error) {
@@ -438,12 +448,7 @@ func RunPretrain(ctx stdctx.Context, shop *env.Shop, r PretrainRun) (*RunResult,
 		docs = append(docs, more...)
 	}
 	tok, initCk, err := chooseVocab(r.RunOptions, r.VocabPath, r.InitPath, func() (*features.Tokenizer, error) {
-		t := time.Now()
-		tok, err := BuildCorpusVocab(docs, r.VocabSize)
-		if err == nil {
-			r.logf("vocabulary: %d tokens learned from %d documents in %s", tok.VocabSize(), len(docs), time.Since(t).Round(time.Millisecond))
-		}
-		return tok, err
+		return r.learnVocab(docs, r.VocabSize, "documents")
 	})
 	if err != nil {
 		return nil, err

@@ -119,12 +119,7 @@ func RunQuery(ctx stdctx.Context, r QueryRun) (*RunResult, QueryRefSets, error) 
 		if !r.KeepTest && len(docs) > WebShopTestGoals {
 			docs = docs[WebShopTestGoals:]
 		}
-		t := time.Now()
-		tok, err := BuildCorpusVocab(docs, r.VocabSize)
-		if err == nil {
-			r.logf("vocabulary: %d tokens learned from %d instructions in %s", tok.VocabSize(), len(docs), time.Since(t).Round(time.Millisecond))
-		}
-		return tok, err
+		return r.learnVocab(docs, r.VocabSize, "instructions")
 	})
 	if err != nil {
 		return nil, sets, err
